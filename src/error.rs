@@ -1,0 +1,215 @@
+//! The response bodies of SPEC §1 and `ApiError`, the one error type every handler returns.
+//!
+//! `ApiError::into_response` decides the status, headers and message; the request-context
+//! middleware (`crate::middleware::request_context`) then writes the error envelope, adding the
+//! request id. Errors raised outside our handlers (axum's 405, a body-limit 413, a timeout) get
+//! the same envelope there, so no client ever sees a bare status or a plain-text body.
+
+use std::borrow::Cow;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::store::StoreError;
+
+/// The success envelope: `{"code": 200, "message": "Success", "data": ...}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Envelope<T> {
+    #[schema(example = 200)]
+    pub code: u16,
+    #[schema(example = "Success")]
+    pub message: &'static str,
+    pub data: T,
+}
+
+impl<T> Envelope<T> {
+    pub fn success(data: T) -> Self {
+        Self {
+            code: 200,
+            message: "Success",
+            data,
+        }
+    }
+}
+
+/// The error envelope: `{"code", "message", "detail"?, "request_id"}`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    #[schema(example = 422)]
+    pub code: u16,
+    #[schema(example = "validation failed")]
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<Vec<FieldError>>,
+    #[schema(example = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6")]
+    pub request_id: String,
+}
+
+/// One problem with one field; batch endpoints add the 0-based `index` of the item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct FieldError {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(null))]
+    pub index: Option<usize>,
+    #[schema(example = "seller_id")]
+    pub field: Cow<'static, str>,
+    #[schema(example = "must be 8 to 20 letters or digits")]
+    pub message: Cow<'static, str>,
+}
+
+impl FieldError {
+    pub fn new(field: impl Into<Cow<'static, str>>, message: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            index: None,
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    pub fn at(mut self, index: Option<usize>) -> Self {
+        self.index = index;
+        self
+    }
+}
+
+/// Everything a handler or extractor can fail with. The status of each variant is fixed here
+/// and nowhere else.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("validation failed")]
+    Validation(Vec<FieldError>),
+    #[error("malformed request")]
+    BadRequest(&'static str),
+    #[error("authentication required")]
+    Unauthorized,
+    #[error("forbidden")]
+    Forbidden(Cow<'static, str>),
+    #[error("not found")]
+    NotFound(&'static str),
+    #[error("conflict")]
+    Conflict(&'static str),
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("unsupported media type")]
+    UnsupportedMediaType,
+    #[error("database unavailable")]
+    Unavailable,
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// A validation failure of a single field.
+    pub fn invalid(field: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
+        Self::Validation(vec![FieldError::new(field, message)])
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => Self::NotFound("no such resource"),
+            StoreError::Conflict => Self::Conflict("already exists"),
+            StoreError::Unavailable => Self::Unavailable,
+            StoreError::Db(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// What an error response is to say, carried from `ApiError` to the request-context middleware,
+/// which knows the request id and writes the body.
+#[derive(Debug, Clone)]
+pub struct ErrorReport {
+    pub message: Cow<'static, str>,
+    pub detail: Option<Vec<FieldError>>,
+}
+
+impl ErrorReport {
+    /// The message for an error response that no `ApiError` described (axum's own 405, a
+    /// timeout, a body-limit rejection).
+    pub fn for_status(status: StatusCode) -> Self {
+        let message = match status {
+            StatusCode::NOT_FOUND => "no such resource",
+            StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "body must be application/json",
+            StatusCode::REQUEST_TIMEOUT => "request timed out",
+            StatusCode::SERVICE_UNAVAILABLE => "service unavailable",
+            s if s.is_server_error() => "internal server error",
+            s => s.canonical_reason().unwrap_or("request failed"),
+        };
+        Self {
+            message: Cow::Borrowed(message),
+            detail: None,
+        }
+    }
+
+    /// Renders the envelope for `status`.
+    pub fn into_body(self, status: StatusCode, request_id: &str) -> ErrorBody {
+        ErrorBody {
+            code: status.as_u16(),
+            message: self.message.into_owned(),
+            detail: self.detail,
+            request_id: request_id.to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let report = match self {
+            Self::Validation(detail) => ErrorReport {
+                message: "validation failed".into(),
+                detail: Some(detail),
+            },
+            Self::BadRequest(m) | Self::NotFound(m) | Self::Conflict(m) => ErrorReport {
+                message: m.into(),
+                detail: None,
+            },
+            Self::Forbidden(m) => ErrorReport {
+                message: m,
+                detail: None,
+            },
+            Self::Unauthorized => ErrorReport {
+                message: "authentication required".into(),
+                detail: None,
+            },
+            Self::Unavailable => ErrorReport {
+                message: "database unavailable".into(),
+                detail: None,
+            },
+            Self::Internal(e) => {
+                // The full chain goes to the log, inside the request's span; never to the client.
+                tracing::error!(error = format!("{e:#}"), "internal error");
+                ErrorReport::for_status(status)
+            }
+            Self::PayloadTooLarge | Self::UnsupportedMediaType => ErrorReport::for_status(status),
+        };
+        let mut response = status.into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response.extensions_mut().insert(report);
+        response
+    }
+}

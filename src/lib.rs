@@ -1,0 +1,60 @@
+//! sellerdesk: a REST API for marketplace sellers' sales targets and inventory levels.
+//!
+//! `build_app` assembles the whole HTTP service from an `AppState`; `main.rs` only reads the
+//! configuration, opens the store and serves what this returns. Tests drive the same router.
+
+pub mod config;
+pub mod domain;
+pub mod error;
+pub mod extract;
+pub mod middleware;
+pub mod routes;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::timeout::TimeoutLayer;
+
+use crate::config::Config;
+use crate::store::Store;
+
+/// How long a request may take before it is answered 503 (SPEC §7).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What every handler can reach. Cheap to clone: everything is behind an `Arc`.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub config: Arc<Config>,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        Self {
+            store,
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// The complete service. Layers, outermost first: request context (id, error envelope, log),
+/// security headers, panic guard, timeout, routes.
+pub fn build_app(state: AppState) -> Router {
+    routes::router()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(axum::middleware::from_fn(middleware::request_context))
+        .with_state(state)
+}

@@ -1,0 +1,149 @@
+//! The `sellerdesk` binary: `serve` (the default) or `migrate`.
+//!
+//! Thin on purpose: read the configuration, set up logging, open the store, and serve the
+//! router that `sellerdesk::build_app` builds. Everything testable lives in the library.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use sellerdesk::config::{AppEnv, Config, LogFormat};
+use sellerdesk::store::{self, StoreOptions};
+use sellerdesk::{build_app, AppState};
+use tracing_subscriber::EnvFilter;
+
+const USAGE: &str = "usage: sellerdesk [serve | migrate | help]\n\n\
+  serve     run the HTTP API (the default)\n\
+  migrate   apply pending database migrations and exit\n\n\
+Settings come from the environment (and .env in development); see .env.example.";
+
+/// How long a MySQL request waits for a pooled connection before it is answered 503.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = args.first().map(String::as_str).unwrap_or("serve");
+    if matches!(command, "help" | "-h" | "--help") {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
+    if !matches!(command, "serve" | "migrate") || args.len() > 1 {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    }
+
+    // `.env` is a development convenience; production reads the real environment only.
+    if std::env::var("APP_ENV").as_deref() != Ok("production") {
+        let _ = dotenvy::dotenv();
+    }
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("sellerdesk: invalid configuration: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the operating system lets us start a Tokio runtime");
+    let result = runtime.block_on(async {
+        match command {
+            "migrate" => migrate(&config).await,
+            _ => serve(config).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sellerdesk: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn store_options(config: &Config) -> StoreOptions {
+    StoreOptions {
+        url: config.database_url.expose().to_owned(),
+        max_connections: config.database_max_connections,
+        acquire_timeout: ACQUIRE_TIMEOUT,
+    }
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
+    let store = store::connect(&store_options(config)).await?;
+    store.close().await;
+    tracing::info!("migrations applied");
+    Ok(())
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    if config.secret_key_generated {
+        tracing::warn!(
+            "SECRET_KEY is not set: using a random key for this run; tokens will not survive a restart"
+        );
+    }
+    if config.app_env == AppEnv::Development {
+        tracing::info!("running in development mode");
+    }
+    let store = store::connect(&store_options(&config)).await?;
+    let addr = config.listen_addr();
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
+    tracing::info!(%addr, "listening");
+
+    let app = build_app(AppState::new(store.clone(), config));
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await?;
+    // In-flight requests have finished; close the pool so the database sees clean exits.
+    store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

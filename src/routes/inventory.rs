@@ -1,0 +1,124 @@
+//! Inventory (SPEC §6): upsert, get, list and delete, under `/api/v1/inventory`.
+//!
+//! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
+
+use axum::extract::State;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{
+    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, Scope, SellerId, SellerSku,
+    StockLevel,
+};
+use crate::error::{ApiError, Envelope};
+use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
+use crate::routes::Page;
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upsert_inventory, list_inventory))
+        .routes(routes!(get_inventory, delete_inventory))
+}
+
+impl FromJsonObject for InventoryInput {
+    fn read(o: &mut ObjectReader<'_, '_>) -> Option<Self> {
+        let seller_id = o.text("seller_id", SellerId::parse);
+        let parent_asin = o.text("parent_asin", Asin::parse);
+        let child_asin = o.text("child_asin", Asin::parse);
+        let seller_sku = o.text("seller_sku", SellerSku::parse);
+        let market_place_id = o.text("market_place_id", Marketplace::parse);
+        let inventory = o.integer("inventory", StockLevel::parse);
+        Some(Self {
+            seller_id: seller_id?,
+            parent_asin: parent_asin?,
+            child_asin: child_asin?,
+            seller_sku: seller_sku?,
+            market_place_id: market_place_id?,
+            inventory: inventory?,
+        })
+    }
+}
+
+/// Create or update the stock level of one seller SKU in one marketplace.
+///
+/// The row is keyed by (`seller_id`, `market_place_id`, `seller_sku`): the first write creates
+/// it, later writes replace `parent_asin`, `child_asin` and `inventory` and move `update_time`,
+/// keeping `id` and `create_time`.
+#[utoipa::path(post, path = "/api/v1/inventory", tag = "inventory",
+    request_body(content = InventoryInput, example = json!({
+        "seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "child_asin": "B0CHILD00001",
+        "seller_sku": "SKU0000000001", "market_place_id": "US", "inventory": 120})),
+    responses(
+        (status = 200, description = "the stored row", body = Envelope<Inventory>),
+        crate::routes::WriteErrors,
+    ))]
+pub async fn upsert_inventory(
+    State(app): State<AppState>,
+    ValidJson(item): ValidJson<InventoryInput>,
+) -> Result<Json<Envelope<Inventory>>, ApiError> {
+    let saved = app.store.upsert_inventory(&item).await?;
+    Ok(Json(Envelope::success(saved)))
+}
+
+/// One inventory row by id.
+#[utoipa::path(get, path = "/api/v1/inventory/{id}", tag = "inventory",
+    params(("id" = i64, Path, description = "the row's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the row", body = Envelope<Inventory>),
+        crate::routes::ReadErrors,
+    ))]
+pub async fn get_inventory(
+    State(app): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<Envelope<Inventory>>, ApiError> {
+    let found = app.store.get_inventory(id).await?;
+    Ok(Json(Envelope::success(found)))
+}
+
+/// Inventory rows matching every given filter, ordered by id, one page at a time.
+#[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory",
+    params(
+        ("seller_id" = Option<String>, Query, description = "only this seller's rows"),
+        ("market_place_id" = Option<String>, Query, description = "only this marketplace"),
+        ("parent_asin" = Option<String>, Query, description = "only this parent ASIN"),
+        ("child_asin" = Option<String>, Query, description = "only this child ASIN"),
+        ("seller_sku" = Option<String>, Query, description = "only this SKU"),
+        crate::routes::PageParams,
+    ),
+    responses(
+        (status = 200, description = "one page of rows", body = Envelope<Page<Inventory>>),
+        crate::routes::ListErrors,
+    ))]
+pub async fn list_inventory(
+    State(app): State<AppState>,
+    mut query: QueryReader,
+) -> Result<Json<Envelope<Page<Inventory>>>, ApiError> {
+    let filter = InventoryFilter {
+        seller_id: query.filter("seller_id", SellerId::parse),
+        market_place_id: query.filter("market_place_id", Marketplace::parse),
+        parent_asin: query.filter("parent_asin", Asin::parse),
+        child_asin: query.filter("child_asin", Asin::parse),
+        seller_sku: query.filter("seller_sku", SellerSku::parse),
+    };
+    let page = query.page();
+    query.finish()?;
+    let listed = app.store.list_inventory(&filter, &Scope::All, page).await?;
+    Ok(Json(Envelope::success(Page::new(listed, page))))
+}
+
+/// Delete one inventory row by id, returning the deleted row.
+#[utoipa::path(delete, path = "/api/v1/inventory/{id}", tag = "inventory",
+    params(("id" = i64, Path, description = "the row's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the deleted row", body = Envelope<Inventory>),
+        crate::routes::ReadErrors,
+    ))]
+pub async fn delete_inventory(
+    State(app): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<Envelope<Inventory>>, ApiError> {
+    let deleted = app.store.delete_inventory(id, &Scope::All).await?;
+    Ok(Json(Envelope::success(deleted)))
+}

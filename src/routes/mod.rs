@@ -1,0 +1,195 @@
+//! The HTTP surface: merges every resource's router, and the OpenAPI document built from the
+//! same handlers (`utoipa_axum` registers a route and its documentation together, so the two
+//! cannot drift). Also `/health`, `/openapi.json`, `/docs` and the 404 fallback.
+
+pub mod inventory;
+pub mod sales;
+
+use std::time::Duration;
+
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Json, Router};
+use serde::Serialize;
+use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::domain::PageRequest;
+use crate::error::{ApiError, ErrorBody};
+use crate::store::Listed;
+use crate::AppState;
+
+/// Largest body of a single write (SPEC §7).
+pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sellerdesk",
+        description = "Sales targets and inventory levels for marketplace sellers.\n\n\
+            Every response is JSON. Success: `{\"code\": 200, \"message\": \"Success\", \"data\": ...}`. \
+            Failure: `{\"code\": <status>, \"message\": \"...\", \"detail\": [...], \"request_id\": \"...\"}`, \
+            where `detail` lists every invalid field at once.",
+    ),
+    tags(
+        (name = "sales targets", description = "Monthly and weekly sales targets per parent ASIN"),
+        (name = "inventory", description = "Stock levels per seller SKU"),
+        (name = "operations", description = "Health"),
+    ),
+    components(schemas(ErrorBody))
+)]
+struct ApiDoc;
+
+/// The API routes and their OpenAPI document.
+pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(sales::router())
+        .merge(inventory::router())
+        .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
+        .routes(utoipa_axum::routes!(health))
+        .split_for_parts()
+}
+
+/// The whole router: API, docs, and the envelope 404 for every other path.
+pub fn router() -> Router<AppState> {
+    let (api, doc) = api();
+    api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(|| async { ApiError::NotFound("no such route") })
+}
+
+/// One page of a list, with the numbers a client needs to page through it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub meta: PageMeta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PageMeta {
+    #[schema(example = 42)]
+    pub total: u64,
+    #[schema(example = 1)]
+    pub page: u32,
+    #[schema(example = 20)]
+    pub size: u32,
+    #[schema(example = 3)]
+    pub pages: u64,
+    pub has_next: bool,
+    pub has_prev: bool,
+}
+
+impl<T> Page<T> {
+    pub fn new(listed: Listed<T>, request: PageRequest) -> Self {
+        let pages = listed.total.div_ceil(u64::from(request.size));
+        Self {
+            items: listed.items,
+            meta: PageMeta {
+                total: listed.total,
+                page: request.page,
+                size: request.size,
+                pages,
+                has_next: u64::from(request.page) < pages,
+                has_prev: request.page > 1,
+            },
+        }
+    }
+}
+
+/// The paging parameters every list takes (documentation; `QueryReader::page` reads them).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct PageParams {
+    /// 1-based page number.
+    #[param(minimum = 1, maximum = 1_000_000, default = 1)]
+    pub page: Option<u32>,
+    /// Rows per page.
+    #[param(minimum = 1, maximum = 100, default = 20)]
+    pub size: Option<u32>,
+}
+
+/// The error responses of a create-or-update endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum WriteErrors {
+    #[response(status = 413, description = "body larger than 64 KiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "body is not application/json")]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "malformed JSON, or invalid, missing or unknown fields (all listed in `detail`)",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8",
+            "detail": [{"field": "seller_id", "message": "must be 8 to 20 letters or digits"},
+                       {"field": "period", "message": "is required"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of an endpoint that reads or deletes one row by id.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ReadErrors {
+    #[response(status = 404, description = "no row with this id",
+        example = json!({"code": 404, "message": "no such resource", "request_id": "4f1c2a9e0b7d43c8"}))]
+    NotFound(ErrorBody),
+    #[response(status = 422, description = "the id is not a positive integer")]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of a list endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ListErrors {
+    #[response(
+        status = 422,
+        description = "an invalid filter, page or size, or an unknown parameter"
+    )]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Health {
+    #[schema(example = "ok")]
+    pub status: &'static str,
+    #[schema(example = "ok")]
+    pub database: &'static str,
+    #[schema(example = "0.1.0")]
+    pub version: &'static str,
+}
+
+/// How long `/health` waits for the database before it says "unavailable".
+const HEALTH_PING_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Liveness and database reachability, for load balancers. No authentication, no rate limit.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "serving, database reachable", body = Health),
+        (status = 503, description = "database unreachable", body = Health,
+            example = json!({"status": "unavailable", "database": "unavailable", "version": "0.1.0"})),
+    ))]
+pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
+    let version = env!("CARGO_PKG_VERSION");
+    match tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()).await {
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            Json(Health {
+                status: "ok",
+                database: "ok",
+                version,
+            }),
+        ),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Health {
+                status: "unavailable",
+                database: "unavailable",
+                version,
+            }),
+        ),
+    }
+}

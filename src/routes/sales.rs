@@ -1,0 +1,123 @@
+//! Sales targets (SPEC §5): upsert, get, list and delete, under `/api/v1/sales/target`.
+//!
+//! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
+
+use axum::extract::State;
+use axum::Json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::domain::{
+    Asin, Marketplace, Money, Period, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope,
+    SellerId,
+};
+use crate::error::{ApiError, Envelope};
+use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
+use crate::routes::Page;
+use crate::AppState;
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(upsert_sales_target, list_sales_targets))
+        .routes(routes!(get_sales_target, delete_sales_target))
+}
+
+impl FromJsonObject for SalesTargetInput {
+    fn read(o: &mut ObjectReader<'_, '_>) -> Option<Self> {
+        let seller_id = o.text("seller_id", SellerId::parse);
+        let parent_asin = o.text("parent_asin", Asin::parse);
+        let market_place_id = o.text("market_place_id", Marketplace::parse);
+        let period = o.text("period", Period::parse);
+        let sales_target = o.number("sales_target", Money::parse_json_number);
+        Some(Self {
+            seller_id: seller_id?,
+            parent_asin: parent_asin?,
+            market_place_id: market_place_id?,
+            period: period?,
+            sales_target: sales_target?,
+        })
+    }
+}
+
+/// Create or update the monthly or weekly sales target of one parent ASIN in one marketplace.
+///
+/// The row is keyed by (`seller_id`, `parent_asin`, `market_place_id`, `period`): the first
+/// write creates it, later writes replace `sales_target` and move `update_time`, keeping `id`
+/// and `create_time`.
+#[utoipa::path(post, path = "/api/v1/sales/target", tag = "sales targets",
+    request_body(content = SalesTargetInput, example = json!({
+        "seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001",
+        "market_place_id": "US", "period": "2026-11", "sales_target": 15000.5})),
+    responses(
+        (status = 200, description = "the stored target", body = Envelope<SalesTarget>),
+        crate::routes::WriteErrors,
+    ))]
+pub async fn upsert_sales_target(
+    State(app): State<AppState>,
+    ValidJson(item): ValidJson<SalesTargetInput>,
+) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
+    let saved = app.store.upsert_sales_target(&item).await?;
+    Ok(Json(Envelope::success(saved)))
+}
+
+/// One sales target by id.
+#[utoipa::path(get, path = "/api/v1/sales/target/{id}", tag = "sales targets",
+    params(("id" = i64, Path, description = "the target's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the target", body = Envelope<SalesTarget>),
+        crate::routes::ReadErrors,
+    ))]
+pub async fn get_sales_target(
+    State(app): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
+    let found = app.store.get_sales_target(id).await?;
+    Ok(Json(Envelope::success(found)))
+}
+
+/// Sales targets matching every given filter, ordered by id, one page at a time.
+#[utoipa::path(get, path = "/api/v1/sales/target", tag = "sales targets",
+    params(
+        ("seller_id" = Option<String>, Query, description = "only this seller's targets"),
+        ("parent_asin" = Option<String>, Query, description = "only this parent ASIN"),
+        ("market_place_id" = Option<String>, Query, description = "only this marketplace"),
+        ("period" = Option<String>, Query, description = "only this month or week"),
+        crate::routes::PageParams,
+    ),
+    responses(
+        (status = 200, description = "one page of targets", body = Envelope<Page<SalesTarget>>),
+        crate::routes::ListErrors,
+    ))]
+pub async fn list_sales_targets(
+    State(app): State<AppState>,
+    mut query: QueryReader,
+) -> Result<Json<Envelope<Page<SalesTarget>>>, ApiError> {
+    let filter = SalesTargetFilter {
+        seller_id: query.filter("seller_id", SellerId::parse),
+        parent_asin: query.filter("parent_asin", Asin::parse),
+        market_place_id: query.filter("market_place_id", Marketplace::parse),
+        period: query.filter("period", Period::parse),
+    };
+    let page = query.page();
+    query.finish()?;
+    let listed = app
+        .store
+        .list_sales_targets(&filter, &Scope::All, page)
+        .await?;
+    Ok(Json(Envelope::success(Page::new(listed, page))))
+}
+
+/// Delete one sales target by id, returning the deleted row.
+#[utoipa::path(delete, path = "/api/v1/sales/target/{id}", tag = "sales targets",
+    params(("id" = i64, Path, description = "the target's id", minimum = 1)),
+    responses(
+        (status = 200, description = "the deleted target", body = Envelope<SalesTarget>),
+        crate::routes::ReadErrors,
+    ))]
+pub async fn delete_sales_target(
+    State(app): State<AppState>,
+    IdPath(id): IdPath,
+) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
+    let deleted = app.store.delete_sales_target(id, &Scope::All).await?;
+    Ok(Json(Envelope::success(deleted)))
+}

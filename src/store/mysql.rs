@@ -1,0 +1,235 @@
+//! The MySQL 8 / MariaDB 10.6+ backend, for production.
+//!
+//! Written in the SQL both servers accept: no `RETURNING`; upserts use
+//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` with `id = LAST_INSERT_ID(id)`, so that the
+//! statement reports the id of the row it created or updated.
+
+use std::future::Future;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::error::DatabaseError;
+use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions, MySqlRow};
+use sqlx::{FromRow, MySqlPool};
+
+use super::{
+    get_row, inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError,
+    InventoryRow, Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY,
+    SALES_TARGETS,
+};
+use crate::domain::{
+    Inventory, InventoryFilter, InventoryInput, PageRequest, SalesTarget, SalesTargetFilter,
+    SalesTargetInput, Scope, Timestamp,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
+
+/// InnoDB may pick concurrent upserts of one key as deadlock victims; the statement is safe to
+/// repeat, so it is, this many times in all.
+const DEADLOCK_ATTEMPTS: u32 = 5;
+const ER_LOCK_DEADLOCK: u16 = 1213;
+
+/// The server's error number (`1213`), when `e` comes from MySQL or MariaDB.
+pub(super) fn error_number(e: &dyn DatabaseError) -> Option<u16> {
+    e.try_downcast_ref::<MySqlDatabaseError>()
+        .map(MySqlDatabaseError::number)
+}
+
+fn is_deadlock(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if error_number(&**d) == Some(ER_LOCK_DEADLOCK))
+}
+
+/// Runs `attempt` again while InnoDB reports a deadlock, with a short growing pause.
+async fn retry_on_deadlock<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, sqlx::Error>>,
+{
+    let mut tries = 1;
+    loop {
+        match attempt().await {
+            Err(e) if is_deadlock(&e) && tries < DEADLOCK_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(2 << tries)).await;
+                tries += 1;
+            }
+            result => return result,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct MySqlStore {
+    pool: MySqlPool,
+}
+
+impl MySqlStore {
+    /// Connects and applies pending migrations (under the migrator's lock, so several
+    /// instances starting together apply each migration once).
+    pub async fn connect(options: &StoreOptions) -> Result<Self, ConnectError> {
+        let url = options.url.replacen("mariadb:", "mysql:", 1);
+        let connect = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
+        let pool = MySqlPoolOptions::new()
+            .max_connections(options.max_connections)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        MIGRATOR.run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// Reads the row under a lock, deletes it, and returns what was deleted.
+    async fn delete<R>(&self, table: Table, id: i64, scope: &Scope) -> Result<R, StoreError>
+    where
+        R: for<'r> FromRow<'r, MySqlRow> + Send + Unpin,
+    {
+        let (scope_sql, binds) = scope_condition(scope);
+        let select = format!(
+            "SELECT {} FROM {} WHERE id = ?{scope_sql} FOR UPDATE",
+            table.columns, table.name
+        );
+        let delete = format!("DELETE FROM {} WHERE id = ?", table.name);
+        let mut tx = self.pool.begin().await?;
+        let mut query = sqlx::query_as::<_, R>(&select).bind(id);
+        for value in binds {
+            query = query.bind(value);
+        }
+        let row = query.fetch_one(&mut *tx).await?;
+        sqlx::query(&delete).bind(id).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for MySqlStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn upsert_sales_target(
+        &self,
+        item: &SalesTargetInput,
+    ) -> Result<SalesTarget, StoreError> {
+        let now = Timestamp::now().naive_utc();
+        let done = retry_on_deadlock(|| {
+            sqlx::query(
+                "INSERT INTO sales_targets \
+                   (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), \
+                   sales_target_cents = VALUES(sales_target_cents), update_time = VALUES(update_time)",
+            )
+            .bind(item.seller_id.as_str())
+            .bind(item.parent_asin.as_str())
+            .bind(item.market_place_id.as_str())
+            .bind(item.period.as_str())
+            .bind(item.sales_target.cents())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+        })
+        .await?;
+        let sql = format!(
+            "SELECT {} FROM sales_targets WHERE id = ?",
+            SALES_TARGETS.columns
+        );
+        let row: SalesTargetRow = sqlx::query_as(&sql)
+            .bind(done.last_insert_id())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.into())
+    }
+
+    async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
+        get_row::<_, SalesTargetRow>(&self.pool, SALES_TARGETS, id)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_sales_targets(
+        &self,
+        filter: &SalesTargetFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<SalesTarget>, StoreError> {
+        list_rows::<_, SalesTargetRow>(
+            &self.pool,
+            SALES_TARGETS,
+            sales_conditions(filter),
+            scope,
+            page,
+        )
+        .await
+        .map(Listed::convert)
+    }
+
+    async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError> {
+        self.delete::<SalesTargetRow>(SALES_TARGETS, id, scope)
+            .await
+            .map(Into::into)
+    }
+
+    async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError> {
+        let now = Timestamp::now().naive_utc();
+        let done = retry_on_deadlock(|| {
+            sqlx::query(
+                "INSERT INTO inventory \
+                   (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+                 ON DUPLICATE KEY UPDATE id = LAST_INSERT_ID(id), \
+                   parent_asin = VALUES(parent_asin), child_asin = VALUES(child_asin), \
+                   inventory = VALUES(inventory), update_time = VALUES(update_time)",
+            )
+            .bind(item.seller_id.as_str())
+            .bind(item.parent_asin.as_str())
+            .bind(item.child_asin.as_str())
+            .bind(item.seller_sku.as_str())
+            .bind(item.market_place_id.as_str())
+            .bind(item.inventory.get())
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+        })
+        .await?;
+        let sql = format!("SELECT {} FROM inventory WHERE id = ?", INVENTORY.columns);
+        let row: InventoryRow = sqlx::query_as(&sql)
+            .bind(done.last_insert_id())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.into())
+    }
+
+    async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
+        get_row::<_, InventoryRow>(&self.pool, INVENTORY, id)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_inventory(
+        &self,
+        filter: &InventoryFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Inventory>, StoreError> {
+        list_rows::<_, InventoryRow>(
+            &self.pool,
+            INVENTORY,
+            inventory_conditions(filter),
+            scope,
+            page,
+        )
+        .await
+        .map(Listed::convert)
+    }
+
+    async fn delete_inventory(&self, id: i64, scope: &Scope) -> Result<Inventory, StoreError> {
+        self.delete::<InventoryRow>(INVENTORY, id, scope)
+            .await
+            .map(Into::into)
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,213 @@
+//! The SQLite backend: the development default, and a fine single-node production store.
+//!
+//! SQLite allows one writer at a time. Rather than letting concurrent requests race for the
+//! write lock (and surface "database is locked"), every write goes through a pool of exactly
+//! one connection, so writes queue fairly inside the application; reads use their own pool and,
+//! thanks to WAL, never wait for the writer.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
+use sqlx::{FromRow, SqlitePool};
+
+use super::{
+    get_row, inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError,
+    InventoryRow, Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY,
+    SALES_TARGETS,
+};
+use crate::domain::{
+    Inventory, InventoryFilter, InventoryInput, PageRequest, SalesTarget, SalesTargetFilter,
+    SalesTargetInput, Scope, Timestamp,
+};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How long a statement waits for a lock held by another process (a backup, the shell tool).
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    writer: SqlitePool,
+    reader: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database file and applies pending migrations.
+    pub async fn connect(options: &StoreOptions) -> Result<Self, ConnectError> {
+        let connect = SqliteConnectOptions::from_str(&options.url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses nothing on a process crash; only an OS crash or power
+            // loss can roll back the last transactions.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
+
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            // An in-memory database lives only as long as its connection.
+            .min_connections(u32::from(in_memory))
+            .idle_timeout(None)
+            .max_lifetime(None)
+            // Writes queue here, so the wait may be long under load; the 30 s request timeout
+            // bounds it.
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(connect.clone())
+            .await?;
+        MIGRATOR.run(&writer).await?;
+
+        // Separate readers need a file; an in-memory database reads through its one connection.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(options.max_connections)
+                .acquire_timeout(options.acquire_timeout)
+                .connect_with(connect)
+                .await?
+        };
+        Ok(Self { writer, reader })
+    }
+
+    async fn delete<R>(&self, table: Table, id: i64, scope: &Scope) -> Result<R, StoreError>
+    where
+        R: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let (scope_sql, binds) = scope_condition(scope);
+        let sql = format!(
+            "DELETE FROM {} WHERE id = ?{scope_sql} RETURNING {}",
+            table.name, table.columns
+        );
+        let mut query = sqlx::query_as::<_, R>(&sql).bind(id);
+        for value in binds {
+            query = query.bind(value);
+        }
+        Ok(query.fetch_one(&self.writer).await?)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+
+    async fn upsert_sales_target(
+        &self,
+        item: &SalesTargetInput,
+    ) -> Result<SalesTarget, StoreError> {
+        let now = Timestamp::now().naive_utc();
+        let row: SalesTargetRow = sqlx::query_as(
+            "INSERT INTO sales_targets \
+               (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
+             VALUES (?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
+               sales_target_cents = excluded.sales_target_cents, update_time = excluded.update_time \
+             RETURNING id, seller_id, parent_asin, market_place_id, period, sales_target_cents, \
+               create_time, update_time",
+        )
+        .bind(item.seller_id.as_str())
+        .bind(item.parent_asin.as_str())
+        .bind(item.market_place_id.as_str())
+        .bind(item.period.as_str())
+        .bind(item.sales_target.cents())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
+        get_row::<_, SalesTargetRow>(&self.reader, SALES_TARGETS, id)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_sales_targets(
+        &self,
+        filter: &SalesTargetFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<SalesTarget>, StoreError> {
+        list_rows::<_, SalesTargetRow>(
+            &self.reader,
+            SALES_TARGETS,
+            sales_conditions(filter),
+            scope,
+            page,
+        )
+        .await
+        .map(Listed::convert)
+    }
+
+    async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError> {
+        self.delete::<SalesTargetRow>(SALES_TARGETS, id, scope)
+            .await
+            .map(Into::into)
+    }
+
+    async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError> {
+        let now = Timestamp::now().naive_utc();
+        let row: InventoryRow = sqlx::query_as(
+            "INSERT INTO inventory \
+               (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
+               parent_asin = excluded.parent_asin, child_asin = excluded.child_asin, \
+               inventory = excluded.inventory, update_time = excluded.update_time \
+             RETURNING id, seller_id, parent_asin, child_asin, seller_sku, market_place_id, \
+               inventory, create_time, update_time",
+        )
+        .bind(item.seller_id.as_str())
+        .bind(item.parent_asin.as_str())
+        .bind(item.child_asin.as_str())
+        .bind(item.seller_sku.as_str())
+        .bind(item.market_place_id.as_str())
+        .bind(item.inventory.get())
+        .bind(now)
+        .bind(now)
+        .fetch_one(&self.writer)
+        .await?;
+        Ok(row.into())
+    }
+
+    async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
+        get_row::<_, InventoryRow>(&self.reader, INVENTORY, id)
+            .await
+            .map(Into::into)
+    }
+
+    async fn list_inventory(
+        &self,
+        filter: &InventoryFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Inventory>, StoreError> {
+        list_rows::<_, InventoryRow>(
+            &self.reader,
+            INVENTORY,
+            inventory_conditions(filter),
+            scope,
+            page,
+        )
+        .await
+        .map(Listed::convert)
+    }
+
+    async fn delete_inventory(&self, id: i64, scope: &Scope) -> Result<Inventory, StoreError> {
+        self.delete::<InventoryRow>(INVENTORY, id, scope)
+            .await
+            .map(Into::into)
+    }
+
+    async fn close(&self) {
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
