@@ -214,12 +214,14 @@ impl Config {
                 .map(|v| v.trim().to_owned())
                 .filter(|v| !v.is_empty())
         };
-        let mut config = Self::default();
-
-        config.app_env = match get("APP_ENV").as_deref() {
+        let app_env = match get("APP_ENV").as_deref() {
             None | Some("development") => AppEnv::Development,
             Some("production") => AppEnv::Production,
             Some(_) => return Err(bad("APP_ENV", "must be development or production")),
+        };
+        let mut config = Self {
+            app_env,
+            ..Self::default()
         };
         let production = config.app_env == AppEnv::Production;
         if let Some(host) = get("HOST") {

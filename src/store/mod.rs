@@ -185,13 +185,48 @@ const INVENTORY: Table = Table {
     columns: INVENTORY_COLUMNS,
 };
 
+/// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
+/// collation (`utf8mb4_bin`, which we use so that keys compare exactly, as on SQLite) as
+/// `VARBINARY`, and sqlx will not decode those as `String` (sqlx issue #3387); this accepts both.
+struct Text(String);
+
+impl sqlx::Type<sqlx::MySql> for Text {
+    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
+        <String as sqlx::Type<sqlx::MySql>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
+        <String as sqlx::Type<sqlx::MySql>>::compatible(ty)
+            || <Vec<u8> as sqlx::Type<sqlx::MySql>>::compatible(ty)
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::MySql> for Text {
+    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        // Checks UTF-8 whatever the column's flags say.
+        <&str as sqlx::Decode<sqlx::MySql>>::decode(value).map(|s| Self(s.to_owned()))
+    }
+}
+
+impl sqlx::Type<sqlx::Sqlite> for Text {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
+    }
+}
+
+impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for Text {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+        <String as sqlx::Decode<sqlx::Sqlite>>::decode(value).map(Self)
+    }
+}
+
 #[derive(sqlx::FromRow)]
 struct SalesTargetRow {
     id: i64,
-    seller_id: String,
-    parent_asin: String,
-    market_place_id: String,
-    period: String,
+    seller_id: Text,
+    parent_asin: Text,
+    market_place_id: Text,
+    period: Text,
     sales_target_cents: i64,
     create_time: chrono::NaiveDateTime,
     update_time: chrono::NaiveDateTime,
@@ -201,10 +236,10 @@ impl From<SalesTargetRow> for SalesTarget {
     fn from(r: SalesTargetRow) -> Self {
         Self {
             id: r.id,
-            seller_id: SellerId::from_stored(r.seller_id),
-            parent_asin: Asin::from_stored(r.parent_asin),
-            market_place_id: Marketplace::from_stored(r.market_place_id),
-            period: Period::from_stored(r.period),
+            seller_id: SellerId::from_stored(r.seller_id.0),
+            parent_asin: Asin::from_stored(r.parent_asin.0),
+            market_place_id: Marketplace::from_stored(r.market_place_id.0),
+            period: Period::from_stored(r.period.0),
             sales_target: Money::from_cents(r.sales_target_cents),
             create_time: Timestamp::from_naive_utc(r.create_time),
             update_time: Timestamp::from_naive_utc(r.update_time),
@@ -215,11 +250,11 @@ impl From<SalesTargetRow> for SalesTarget {
 #[derive(sqlx::FromRow)]
 struct InventoryRow {
     id: i64,
-    seller_id: String,
-    parent_asin: String,
-    child_asin: String,
-    seller_sku: String,
-    market_place_id: String,
+    seller_id: Text,
+    parent_asin: Text,
+    child_asin: Text,
+    seller_sku: Text,
+    market_place_id: Text,
     inventory: i32,
     create_time: chrono::NaiveDateTime,
     update_time: chrono::NaiveDateTime,
@@ -229,11 +264,11 @@ impl From<InventoryRow> for Inventory {
     fn from(r: InventoryRow) -> Self {
         Self {
             id: r.id,
-            seller_id: SellerId::from_stored(r.seller_id),
-            parent_asin: Asin::from_stored(r.parent_asin),
-            child_asin: Asin::from_stored(r.child_asin),
-            seller_sku: SellerSku::from_stored(r.seller_sku),
-            market_place_id: Marketplace::from_stored(r.market_place_id),
+            seller_id: SellerId::from_stored(r.seller_id.0),
+            parent_asin: Asin::from_stored(r.parent_asin.0),
+            child_asin: Asin::from_stored(r.child_asin.0),
+            seller_sku: SellerSku::from_stored(r.seller_sku.0),
+            market_place_id: Marketplace::from_stored(r.market_place_id.0),
             inventory: StockLevel::from_stored(r.inventory),
             create_time: Timestamp::from_naive_utc(r.create_time),
             update_time: Timestamp::from_naive_utc(r.update_time),

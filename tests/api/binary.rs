@@ -1,0 +1,189 @@
+//! The real binary, where the process matters: default SQLite file, `migrate`, bad
+//! configuration, and graceful shutdown on SIGTERM and SIGINT.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_sellerdesk");
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The binary in `dir` with a clean environment plus `vars`.
+fn command(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+    let mut command = Command::new(BINARY);
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_clear()
+        .env("RUST_LOG", "info");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    command
+}
+
+fn start(dir: &Path, port: u16) -> Child {
+    command(dir, &[], &[("PORT", &port.to_string())])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts")
+}
+
+/// Sends raw HTTP/1.1 and returns the whole response text.
+fn http(port: u16, request: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    stream.write_all(request.as_bytes())?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+fn wait_until_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(response) = http(
+            port,
+            "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+        ) {
+            if response.starts_with("HTTP/1.1 200") {
+                return;
+            }
+        }
+        assert!(Instant::now() < deadline, "the server became healthy");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the server exited after the signal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn with_no_configuration_it_serves_on_a_new_sqlite_file_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start(dir.path(), port);
+    wait_until_healthy(port);
+    assert!(
+        dir.path().join("sellerdesk.db").exists(),
+        "the default database file was created"
+    );
+
+    let body = r#"{"seller_id":"A1SELLER0001","parent_asin":"B0PARENT0001","market_place_id":"US","period":"2026-11","sales_target":19.99}"#;
+    let request = format!(
+        "POST /api/v1/sales/target HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let response = http(port, &request).unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains(r#""sales_target":19.99"#), "{response}");
+
+    signal(&server, "TERM");
+    assert!(wait_for_exit(&mut server).success());
+}
+
+#[test]
+fn a_request_in_flight_when_sigint_arrives_is_still_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut server = start(dir.path(), port);
+    wait_until_healthy(port);
+
+    // Send the headers and half the body, then signal, then the rest.
+    let body = r#"{"seller_id":"A1SELLER0001","parent_asin":"B0PARENT0001","child_asin":"B0CHILD00001","seller_sku":"SKU0000000001","market_place_id":"US","inventory":5}"#;
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "POST /api/v1/inventory HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        body.len()
+    )
+    .unwrap();
+    stream.flush().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    signal(&server, "INT");
+    std::thread::sleep(Duration::from_millis(300));
+    stream.write_all(second.as_bytes()).unwrap();
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "the in-flight request finished: {response:?}"
+    );
+    assert!(wait_for_exit(&mut server).success());
+    // And the server no longer accepts connections.
+    assert!(http(port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n").is_err());
+}
+
+#[test]
+fn migrate_applies_the_schema_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = command(
+        dir.path(),
+        &["migrate"],
+        &[("DATABASE_URL", "sqlite://migrated.db")],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(dir.path().join("migrated.db").exists());
+}
+
+#[test]
+fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        ("PORT", "eighty"),
+        ("SECRET_KEY", "short"),
+        ("RATE_LIMIT_PER_MINUTE", "lots"),
+    ] {
+        let output = command(dir.path(), &[], &[(name, value)]).output().unwrap();
+        assert!(!output.status.success(), "{name}={value} is refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(stderr.contains(name), "{stderr}");
+        assert!(
+            !stderr.contains(value) || name == "PORT" || name == "RATE_LIMIT_PER_MINUTE",
+            "secrets are not echoed: {stderr}"
+        );
+    }
+    let unknown = command(dir.path(), &["frobnicate"], &[]).output().unwrap();
+    assert!(!unknown.status.success());
+}

@@ -1,0 +1,341 @@
+//! `TestApp`: a fresh, migrated database per test and the real router over it, driven
+//! in-process. SQLite always; MySQL when `TEST_MYSQL_URL` is set (each test gets its own
+//! database, dropped when the test ends).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use rand::Rng;
+use sellerdesk::config::{Config, Secret};
+use sellerdesk::store::{self, StoreOptions};
+use sellerdesk::{build_app, AppState};
+use serde_json::Value;
+use sqlx::Connection;
+use tower::ServiceExt;
+
+/// Runs each listed test once per backend: `name::sqlite` always, `name::mysql` when
+/// `TEST_MYSQL_URL` is set (it says "skipped" and passes otherwise).
+#[macro_export]
+macro_rules! backend_tests {
+    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite)
+                    .await
+                    .expect("SQLite is always available");
+                $body
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn mysql() {
+                let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::MySql).await else {
+                    eprintln!("skipped: TEST_MYSQL_URL is not set");
+                    return;
+                };
+                $body
+            }
+        }
+    )*};
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// A new, empty database on `backend` and its URL; `None` for MySQL without `TEST_MYSQL_URL`.
+pub async fn fresh_database(backend: Backend) -> Option<(String, Database)> {
+    Some(match backend {
+        Backend::Sqlite => {
+            let dir = tempfile::tempdir().expect("a temporary directory");
+            let url = format!("sqlite://{}", dir.path().join("test.db").display());
+            (url, Database::Sqlite(dir))
+        }
+        Backend::MySql => {
+            let server_url = mysql_server_url()?;
+            let name = format!("sellerdesk_test_{:016x}", rand::thread_rng().gen::<u64>());
+            let mut conn = sqlx::MySqlConnection::connect(&server_url)
+                .await
+                .expect("TEST_MYSQL_URL is set, so its server must accept connections");
+            sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
+                .execute(&mut conn)
+                .await
+                .expect("the test user may create databases");
+            let url = with_database(&server_url, &name);
+            (url, Database::MySql { server_url, name })
+        }
+    })
+}
+
+/// What a test database needs to clean up when the test ends.
+pub enum Database {
+    Sqlite(#[allow(dead_code)] tempfile::TempDir),
+    MySql { server_url: String, name: String },
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Database::MySql { server_url, name } = self {
+            let (url, name) = (server_url.clone(), name.clone());
+            // Drop runs inside the test's runtime; a fresh one on another thread can block.
+            let _ = std::thread::spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .unwrap();
+                runtime.block_on(async {
+                    if let Ok(mut conn) = sqlx::MySqlConnection::connect(&url).await {
+                        let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS `{name}`"))
+                            .execute(&mut conn)
+                            .await;
+                    }
+                });
+            })
+            .join();
+        }
+    }
+}
+
+pub struct TestApp {
+    pub router: Router,
+    _database: Database,
+}
+
+/// A response, with its body parsed as JSON (`Value::Null` when it is not JSON).
+#[derive(Debug)]
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub json: Value,
+    pub text: String,
+}
+
+/// The URL of the MySQL server for tests, if any.
+pub fn mysql_server_url() -> Option<String> {
+    std::env::var("TEST_MYSQL_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+}
+
+/// `url` with its database (the last path segment) replaced by `name`.
+pub fn with_database(url: &str, name: &str) -> String {
+    let (rest, query) = url
+        .split_once('?')
+        .map_or((url, None), |(r, q)| (r, Some(q)));
+    let scheme_end = rest.find("://").map_or(0, |i| i + 3);
+    let base = match rest[scheme_end..].find('/') {
+        Some(slash) => &rest[..scheme_end + slash],
+        None => rest,
+    };
+    match query {
+        Some(q) => format!("{base}/{name}?{q}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
+/// Sends the service's log to the test's captured output (shown when a test fails).
+fn init_test_logging() {
+    let _ = tracing_subscriber::fmt()
+        .with_test_writer()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .try_init();
+}
+
+/// A configuration for tests: development defaults with a fixed key.
+pub fn test_config(database_url: &str) -> Config {
+    Config {
+        database_url: Secret::new(database_url),
+        secret_key: Secret::new("test-secret-key-that-is-long-enough-0123456789"),
+        secret_key_generated: false,
+        ..Config::default()
+    }
+}
+
+impl TestApp {
+    /// A fresh database on `backend`, or `None` for MySQL when no server is configured.
+    pub async fn spawn(backend: Backend) -> Option<Self> {
+        let (url, database) = fresh_database(backend).await?;
+        Some(Self::open(&url, database).await)
+    }
+
+    /// The app over the database at `url`; `database` is dropped with it.
+    pub async fn open(url: &str, database: Database) -> Self {
+        init_test_logging();
+        let store = store::connect(&StoreOptions {
+            url: url.to_owned(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(3),
+        })
+        .await
+        .expect("a fresh database opens and migrates");
+        let config = test_config(url);
+        let router = build_app(AppState::new(store.clone(), config))
+            .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        Self {
+            router,
+            _database: database,
+        }
+    }
+
+    /// Sends one request through the whole router.
+    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+        let response = self
+            .router
+            .clone()
+            .oneshot(request)
+            .await
+            .expect("the router never fails");
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .expect("a readable body")
+            .to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        let json = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        TestResponse {
+            status,
+            headers,
+            json,
+            text,
+        }
+    }
+
+    pub async fn request(&self, method: Method, uri: &str, body: Option<&Value>) -> TestResponse {
+        let mut builder = Request::builder().method(method).uri(uri);
+        let body = match body {
+            Some(json) => {
+                builder = builder.header("content-type", "application/json");
+                Body::from(json.to_string())
+            }
+            None => Body::empty(),
+        };
+        self.send(builder.body(body).unwrap()).await
+    }
+
+    pub async fn get(&self, uri: &str) -> TestResponse {
+        self.request(Method::GET, uri, None).await
+    }
+
+    pub async fn post(&self, uri: &str, body: &Value) -> TestResponse {
+        self.request(Method::POST, uri, Some(body)).await
+    }
+
+    pub async fn delete(&self, uri: &str) -> TestResponse {
+        self.request(Method::DELETE, uri, None).await
+    }
+
+    /// Posts `body` and insists on 200, returning `data`.
+    pub async fn post_ok(&self, uri: &str, body: &Value) -> Value {
+        let response = self.post(uri, body).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "POST {uri} {body}: {}",
+            response.text
+        );
+        response.json["data"].clone()
+    }
+}
+
+/// A valid sales-target body, with `changes` merged over it.
+pub fn sales_body(changes: Value) -> Value {
+    merge(
+        serde_json::json!({
+            "seller_id": "A1SELLER0001",
+            "parent_asin": "B0PARENT0001",
+            "market_place_id": "US",
+            "period": "2026-11",
+            "sales_target": 15000.5
+        }),
+        changes,
+    )
+}
+
+/// A valid inventory body, with `changes` merged over it.
+pub fn inventory_body(changes: Value) -> Value {
+    merge(
+        serde_json::json!({
+            "seller_id": "A1SELLER0001",
+            "parent_asin": "B0PARENT0001",
+            "child_asin": "B0CHILD00001",
+            "seller_sku": "SKU0000000001",
+            "market_place_id": "US",
+            "inventory": 120
+        }),
+        changes,
+    )
+}
+
+/// `base` with the fields of `changes` set over it; a `null`-valued key of the form
+/// `"-name"` removes `name`.
+pub fn merge(mut base: Value, changes: Value) -> Value {
+    if let (Some(target), Value::Object(changes)) = (base.as_object_mut(), changes) {
+        for (key, value) in changes {
+            match key.strip_prefix('-') {
+                Some(removed) => {
+                    target.remove(removed);
+                }
+                None => {
+                    target.insert(key, value);
+                }
+            }
+        }
+    }
+    base
+}
+
+/// The `detail` entries of a 422 body, as (field, message) pairs.
+pub fn field_errors(response: &TestResponse) -> Vec<(String, String)> {
+    response.json["detail"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    (
+                        e["field"].as_str().unwrap_or("").to_owned(),
+                        e["message"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Asserts the error envelope: status, `code`, a message, and the request id of the header.
+pub fn assert_error_envelope(response: &TestResponse, status: StatusCode) {
+    assert_eq!(response.status, status, "{}", response.text);
+    assert_eq!(response.json["code"], status.as_u16(), "{}", response.text);
+    assert!(
+        response.json["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        response.text
+    );
+    let header = response
+        .headers
+        .get("x-request-id")
+        .expect("X-Request-ID on every response");
+    assert_eq!(
+        response.json["request_id"],
+        header.to_str().unwrap(),
+        "{}",
+        response.text
+    );
+}
