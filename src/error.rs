@@ -82,8 +82,9 @@ pub enum ApiError {
     Validation(Vec<FieldError>),
     #[error("malformed request")]
     BadRequest(&'static str),
+    /// No usable access token. `token_sent` adds `error="invalid_token"` to the challenge.
     #[error("authentication required")]
-    Unauthorized,
+    Unauthorized { token_sent: bool },
     #[error("forbidden")]
     Forbidden(Cow<'static, str>),
     #[error("not found")]
@@ -105,7 +106,7 @@ impl ApiError {
         match self {
             Self::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
@@ -188,10 +189,28 @@ impl IntoResponse for ApiError {
                 message: m,
                 detail: None,
             },
-            Self::Unauthorized => ErrorReport {
-                message: "authentication required".into(),
-                detail: None,
-            },
+            Self::Unauthorized { token_sent } => {
+                let challenge = if token_sent {
+                    r#"Bearer error="invalid_token", error_description="the access token is invalid or expired""#
+                } else {
+                    "Bearer"
+                };
+                let mut response = status.into_response();
+                response.headers_mut().insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(challenge),
+                );
+                let message = if token_sent {
+                    "invalid or expired access token"
+                } else {
+                    "authentication required"
+                };
+                response.extensions_mut().insert(ErrorReport {
+                    message: message.into(),
+                    detail: None,
+                });
+                return response;
+            }
             Self::Unavailable => ErrorReport {
                 message: "database unavailable".into(),
                 detail: None,
@@ -204,11 +223,6 @@ impl IntoResponse for ApiError {
             Self::PayloadTooLarge | Self::UnsupportedMediaType => ErrorReport::for_status(status),
         };
         let mut response = status.into_response();
-        if status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        }
         response.extensions_mut().insert(report);
         response
     }

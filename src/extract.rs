@@ -182,8 +182,19 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
         value
     }
 
+    /// Whether the object has `name` (not yet read). Optional fields are read only when present.
+    pub fn has(&self, name: &str) -> bool {
+        self.fields
+            .iter()
+            .any(|(field, value)| field == name && value.is_some())
+    }
+
     /// Records a problem with `field`.
-    pub fn fail(&mut self, field: &'static str, message: impl Into<Cow<'static, str>>) {
+    pub fn fail(
+        &mut self,
+        field: impl Into<Cow<'static, str>>,
+        message: impl Into<Cow<'static, str>>,
+    ) {
         self.errors
             .push(FieldError::new(field, message).at(self.index));
     }
@@ -255,6 +266,42 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
         rule(raw.get().trim())
             .map_err(|why| self.fail(name, why))
             .ok()
+    }
+
+    /// A required boolean field.
+    pub fn boolean(&mut self, name: &'static str) -> Option<bool> {
+        let raw = self.take(name)?;
+        if !self.expect_kind(name, raw, "boolean") {
+            return None;
+        }
+        serde_json::from_str(raw.get()).ok()
+    }
+
+    /// A required array of strings, each checked by `rule`; a bad element is reported as
+    /// `name[i]`.
+    pub fn text_list<T>(
+        &mut self,
+        name: &'static str,
+        rule: fn(&str) -> Result<T, &'static str>,
+    ) -> Option<Vec<T>> {
+        let elements = self.array(name)?;
+        let mut values = Vec::with_capacity(elements.len());
+        let mut all_valid = true;
+        for (i, raw) in elements.into_iter().enumerate() {
+            let element = format!("{name}[{i}]");
+            let checked = match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
+                Ok(text) => rule(&text),
+                Err(_) => Err("must be a string"),
+            };
+            match checked {
+                Ok(value) => values.push(value),
+                Err(why) => {
+                    self.fail(element, why);
+                    all_valid = false;
+                }
+            }
+        }
+        all_valid.then_some(values)
     }
 
     /// A required array field, as the raw text of its elements.

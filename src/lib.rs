@@ -3,6 +3,7 @@
 //! `build_app` assembles the whole HTTP service from an `AppState`; `main.rs` only reads the
 //! configuration, opens the store and serves what this returns. Tests drive the same router.
 
+pub mod auth;
 pub mod config;
 pub mod domain;
 pub mod error;
@@ -20,6 +21,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
+use crate::auth::AuthState;
 use crate::config::Config;
 use crate::store::Store;
 
@@ -31,13 +33,16 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
+    pub auth: Arc<AuthState>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
+        let auth = Arc::new(AuthState::new(&config));
         Self {
             store,
             config: Arc::new(config),
+            auth,
         }
     }
 }

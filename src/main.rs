@@ -7,14 +7,21 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
+mod cli;
+
+use sellerdesk::auth::{bootstrap_admin, BootstrapAdmin};
 use sellerdesk::config::{AppEnv, Config, LogFormat};
 use sellerdesk::store::{self, StoreOptions};
 use sellerdesk::{build_app, AppState};
 use tracing_subscriber::EnvFilter;
 
-const USAGE: &str = "usage: sellerdesk [serve | migrate | help]\n\n\
-  serve     run the HTTP API (the default)\n\
-  migrate   apply pending database migrations and exit\n\n\
+const USAGE: &str = "usage: sellerdesk [serve | migrate | user ... | help]\n\n\
+  serve                 run the HTTP API (the default)\n\
+  migrate               apply pending database migrations and exit\n\
+  user add --username NAME --role admin|seller [--seller-id ID]... [--password-stdin]\n\
+                        create a user; the password is asked for, or read from stdin\n\
+  user list             list users\n\
+  user disable NAME     deactivate a user and revoke their refresh tokens\n\n\
 Settings come from the environment (and .env in development); see .env.example.";
 
 /// How long a MySQL request waits for a pooled connection before it is answered 503.
@@ -27,10 +34,20 @@ fn main() -> ExitCode {
         println!("{USAGE}");
         return ExitCode::SUCCESS;
     }
-    if !matches!(command, "serve" | "migrate") || args.len() > 1 {
-        eprintln!("{USAGE}");
-        return ExitCode::from(2);
-    }
+    let user_command = match command {
+        "serve" | "migrate" if args.len() <= 1 => None,
+        "user" => match cli::UserCommand::parse(&args[1..]) {
+            Ok(user_command) => Some(user_command),
+            Err(e) => {
+                eprintln!("sellerdesk: {e}\n\n{USAGE}");
+                return ExitCode::from(2);
+            }
+        },
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
 
     // `.env` is a development convenience; production reads the real environment only.
     if std::env::var("APP_ENV").as_deref() != Ok("production") {
@@ -50,8 +67,9 @@ fn main() -> ExitCode {
         .build()
         .expect("the operating system lets us start a Tokio runtime");
     let result = runtime.block_on(async {
-        match command {
-            "migrate" => migrate(&config).await,
+        match (command, user_command) {
+            (_, Some(user_command)) => cli::run(user_command, &store_options(&config)).await,
+            ("migrate", _) => migrate(&config).await,
             _ => serve(config).await,
         }
     });
@@ -106,13 +124,29 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::info!("running in development mode");
     }
     let store = store::connect(&store_options(&config)).await?;
-    let addr = config.listen_addr();
+    let state = AppState::new(store.clone(), config);
+    match bootstrap_admin(store.as_ref(), &state.config, &state.auth.passwords).await {
+        Ok(Some(BootstrapAdmin {
+            generated_password: Some(password),
+        })) => {
+            // Printed once, to the console only (not through the log, which may be shipped
+            // elsewhere): the operator needs it to log in the first time.
+            eprintln!(
+                "\n  No users existed, so an admin was created.\n  username: admin\n  password: {password}\n  \
+                 Log in and change it (PATCH /api/v1/users/{{id}}); it is not shown again.\n"
+            );
+        }
+        Ok(Some(_)) => tracing::info!("created the admin user with ADMIN_PASSWORD"),
+        Ok(None) => {}
+        Err(e) => anyhow::bail!("cannot create the first admin user: {e}"),
+    }
+    let addr = state.config.listen_addr();
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     tracing::info!(%addr, "listening");
 
-    let app = build_app(AppState::new(store.clone(), config));
+    let app = build_app(state);
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),

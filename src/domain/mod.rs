@@ -8,11 +8,13 @@ mod inventory;
 mod money;
 mod period;
 mod sales;
+mod user;
 
 pub use inventory::{Inventory, InventoryFilter, InventoryInput};
 pub use money::Money;
 pub use period::Period;
 pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput};
+pub use user::{NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch, Username};
 
 use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
@@ -179,6 +181,16 @@ impl Timestamp {
 
     pub fn naive_utc(self) -> chrono::NaiveDateTime {
         self.0.naive_utc()
+    }
+
+    /// This moment plus `duration` (token expiry).
+    pub fn plus(self, duration: std::time::Duration) -> Self {
+        Self(self.0 + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX))
+    }
+
+    /// Seconds since the Unix epoch (JWT `iat`/`exp`).
+    pub fn unix(self) -> i64 {
+        self.0.timestamp()
     }
 }
 

@@ -3,6 +3,8 @@
 //! `request_context` is the outermost: it gives each request its id, writes every error
 //! response as the envelope of SPEC §1 (whoever produced it), and logs one line per request.
 
+use std::net::IpAddr;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
@@ -22,6 +24,33 @@ pub struct RequestId(pub HeaderValue);
 impl RequestId {
     pub fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or_default()
+    }
+}
+
+/// Where the auth extractor leaves the caller's user id for the request log line.
+#[derive(Debug, Clone, Default)]
+pub struct UserSlot(Arc<OnceLock<i64>>);
+
+impl UserSlot {
+    pub fn set(&self, id: i64) {
+        let _ = self.0.set(id);
+    }
+
+    pub fn get(&self) -> Option<i64> {
+        self.0.get().copied()
+    }
+}
+
+/// The client's IP address, as the request log and login audit see it.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl std::fmt::Display for ClientIp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(ip) => ip.fmt(f),
+            None => f.write_str("-"),
+        }
     }
 }
 
@@ -52,11 +81,14 @@ pub async fn request_context(mut req: Request, next: Next) -> Response<Body> {
     let method = req.method().clone();
     // The path only: query strings may carry secrets and are never logged.
     let path = req.uri().path().to_owned();
-    let client = req
-        .extensions()
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map(|ConnectInfo(addr)| addr.ip().to_string())
-        .unwrap_or_default();
+    let client = ClientIp(
+        req.extensions()
+            .get::<ConnectInfo<std::net::SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip()),
+    );
+    req.extensions_mut().insert(client);
+    let user = UserSlot::default();
+    req.extensions_mut().insert(user.clone());
 
     let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
     let mut response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
@@ -86,6 +118,7 @@ pub async fn request_context(mut req: Request, next: Next) -> Response<Body> {
             method = %method,
             path = %path,
             status = status.as_u16(),
+            user_id = user.get(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
             "request"
         )

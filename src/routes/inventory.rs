@@ -7,9 +7,9 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::AuthUser;
 use crate::domain::{
-    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, Scope, SellerId, SellerSku,
-    StockLevel,
+    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, SellerId, SellerSku, StockLevel,
 };
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
@@ -56,8 +56,10 @@ impl FromJsonObject for InventoryInput {
     ))]
 pub async fn upsert_inventory(
     State(app): State<AppState>,
+    caller: AuthUser,
     ValidJson(item): ValidJson<InventoryInput>,
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
+    caller.may_write(&item.seller_id)?;
     let saved = app.store.upsert_inventory(&item).await?;
     Ok(Json(Envelope::success(saved)))
 }
@@ -71,9 +73,11 @@ pub async fn upsert_inventory(
     ))]
 pub async fn get_inventory(
     State(app): State<AppState>,
+    caller: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
     let found = app.store.get_inventory(id).await?;
+    caller.may_read(&found.seller_id)?;
     Ok(Json(Envelope::success(found)))
 }
 
@@ -93,6 +97,7 @@ pub async fn get_inventory(
     ))]
 pub async fn list_inventory(
     State(app): State<AppState>,
+    caller: AuthUser,
     mut query: QueryReader,
 ) -> Result<Json<Envelope<Page<Inventory>>>, ApiError> {
     let filter = InventoryFilter {
@@ -104,7 +109,11 @@ pub async fn list_inventory(
     };
     let page = query.page();
     query.finish()?;
-    let listed = app.store.list_inventory(&filter, &Scope::All, page).await?;
+    caller.may_filter(filter.seller_id.as_ref())?;
+    let listed = app
+        .store
+        .list_inventory(&filter, &caller.scope(), page)
+        .await?;
     Ok(Json(Envelope::success(Page::new(listed, page))))
 }
 
@@ -117,8 +126,9 @@ pub async fn list_inventory(
     ))]
 pub async fn delete_inventory(
     State(app): State<AppState>,
+    caller: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
-    let deleted = app.store.delete_inventory(id, &Scope::All).await?;
+    let deleted = app.store.delete_inventory(id, &caller.scope()).await?;
     Ok(Json(Envelope::success(deleted)))
 }

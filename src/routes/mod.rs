@@ -2,8 +2,10 @@
 //! same handlers (`utoipa_axum` registers a route and its documentation together, so the two
 //! cannot drift). Also `/health`, `/openapi.json`, `/docs` and the 404 fallback.
 
+pub mod auth;
 pub mod inventory;
 pub mod sales;
+pub mod users;
 
 use std::time::Duration;
 
@@ -34,19 +36,101 @@ pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
             where `detail` lists every invalid field at once.",
     ),
     tags(
+        (name = "auth", description = "OAuth2 password flow: log in, refresh, revoke"),
         (name = "sales targets", description = "Monthly and weekly sales targets per parent ASIN"),
         (name = "inventory", description = "Stock levels per seller SKU"),
+        (name = "users", description = "User management (admin only)"),
         (name = "operations", description = "Health"),
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&BearerAuth)
 )]
 struct ApiDoc;
+
+/// The name of the security scheme in the OpenAPI document.
+const SECURITY_SCHEME: &str = "oauth2";
+
+/// Declares the OAuth2 password flow and puts it, with its 401 and 403 answers, on every
+/// operation that needs a token: everything under `/api/v1` but the token and revoke
+/// endpoints. Swagger UI's Authorize button then logs in through `/api/v1/auth/token`.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
+
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::new("/api/v1/auth/token", Scopes::new()))],
+                "Log in with a sellerdesk username and password; the access token is then sent as `Authorization: Bearer <token>`.",
+            )),
+        );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = !path.starts_with("/api/v1/")
+                || path == "/api/v1/auth/token"
+                || path == "/api/v1/auth/revoke";
+            if public {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    SECURITY_SCHEME,
+                    Vec::<String>::new(),
+                )]);
+                operation
+                    .responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| {
+                        error(
+                            "missing, invalid or expired access token (`WWW-Authenticate: Bearer`)",
+                        )
+                        .into()
+                    });
+                operation
+                    .responses
+                    .responses
+                    .entry("403".into())
+                    .or_insert_with(|| {
+                        error("the caller's role or sellers do not allow this").into()
+                    });
+            }
+        }
+    }
+}
 
 /// The API routes and their OpenAPI document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(auth::router())
         .merge(sales::router())
         .merge(inventory::router())
+        .merge(users::router())
         .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
         .routes(utoipa_axum::routes!(health))
         .split_for_parts()

@@ -7,9 +7,9 @@ use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::AuthUser;
 use crate::domain::{
-    Asin, Marketplace, Money, Period, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope,
-    SellerId,
+    Asin, Marketplace, Money, Period, SalesTarget, SalesTargetFilter, SalesTargetInput, SellerId,
 };
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
@@ -54,8 +54,10 @@ impl FromJsonObject for SalesTargetInput {
     ))]
 pub async fn upsert_sales_target(
     State(app): State<AppState>,
+    caller: AuthUser,
     ValidJson(item): ValidJson<SalesTargetInput>,
 ) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
+    caller.may_write(&item.seller_id)?;
     let saved = app.store.upsert_sales_target(&item).await?;
     Ok(Json(Envelope::success(saved)))
 }
@@ -69,9 +71,11 @@ pub async fn upsert_sales_target(
     ))]
 pub async fn get_sales_target(
     State(app): State<AppState>,
+    caller: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
     let found = app.store.get_sales_target(id).await?;
+    caller.may_read(&found.seller_id)?;
     Ok(Json(Envelope::success(found)))
 }
 
@@ -90,6 +94,7 @@ pub async fn get_sales_target(
     ))]
 pub async fn list_sales_targets(
     State(app): State<AppState>,
+    caller: AuthUser,
     mut query: QueryReader,
 ) -> Result<Json<Envelope<Page<SalesTarget>>>, ApiError> {
     let filter = SalesTargetFilter {
@@ -100,9 +105,10 @@ pub async fn list_sales_targets(
     };
     let page = query.page();
     query.finish()?;
+    caller.may_filter(filter.seller_id.as_ref())?;
     let listed = app
         .store
-        .list_sales_targets(&filter, &Scope::All, page)
+        .list_sales_targets(&filter, &caller.scope(), page)
         .await?;
     Ok(Json(Envelope::success(Page::new(listed, page))))
 }
@@ -116,8 +122,9 @@ pub async fn list_sales_targets(
     ))]
 pub async fn delete_sales_target(
     State(app): State<AppState>,
+    caller: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
-    let deleted = app.store.delete_sales_target(id, &Scope::All).await?;
+    let deleted = app.store.delete_sales_target(id, &caller.scope()).await?;
     Ok(Json(Envelope::success(deleted)))
 }

@@ -5,6 +5,8 @@
 //! Every statement is parameterised. SQL text is assembled only from the constant column and
 //! table names in this module, never from input.
 
+#[macro_use]
+mod auth_sql;
 mod mysql;
 mod sqlite;
 
@@ -12,9 +14,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, Money, PageRequest, Period,
-    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, SellerSku, StockLevel,
-    Timestamp,
+    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, Money, NewRefreshToken, NewUser,
+    PageRequest, Period, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope,
+    SellerId, SellerSku, StockLevel, Timestamp, User, UserPatch,
 };
 
 pub use mysql::MySqlStore;
@@ -80,6 +82,42 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the row with this id if its seller is in `scope`, returning it; else `NotFound`.
     async fn delete_inventory(&self, id: i64, scope: &Scope) -> Result<Inventory, StoreError>;
+
+    /// Creates a user with their seller links, returning it; `Conflict` if the name is taken.
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
+
+    /// The user with this id, or `NotFound`.
+    async fn get_user(&self, id: i64) -> Result<User, StoreError>;
+
+    /// The user with this username and their password hash, for logging in.
+    async fn find_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError>;
+
+    /// Every user, ordered by id.
+    async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError>;
+
+    /// Applies `patch` and returns the user; deactivating revokes all their refresh tokens.
+    async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError>;
+
+    /// How many users exist (the first start creates an admin when there are none).
+    async fn count_users(&self) -> Result<u64, StoreError>;
+
+    /// Stores a refresh token issued to `user_id` at login.
+    async fn insert_refresh_token(
+        &self,
+        user_id: i64,
+        token: &NewRefreshToken,
+    ) -> Result<(), StoreError>;
+
+    /// Uses the token with `presented_hash` and stores its successor `next_hash`, atomically.
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Rotation, StoreError>;
+
+    /// Revokes the whole family of the token with this hash (nothing if it is unknown).
+    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);

@@ -18,8 +18,8 @@ use super::{
     SALES_TARGETS,
 };
 use crate::domain::{
-    Inventory, InventoryFilter, InventoryInput, PageRequest, SalesTarget, SalesTargetFilter,
-    SalesTargetInput, Scope, Timestamp,
+    Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
+    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, Timestamp, User, UserPatch,
 };
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
@@ -98,6 +98,11 @@ impl MySqlStore {
         tx.commit().await?;
         Ok(row)
     }
+}
+
+/// Users and refresh tokens: the SQL shared with the other backend.
+mod auth {
+    auth_queries!(sqlx::MySql, " FOR UPDATE");
 }
 
 #[async_trait::async_trait]
@@ -227,6 +232,53 @@ impl Store for MySqlStore {
         self.delete::<InventoryRow>(INVENTORY, id, scope)
             .await
             .map(Into::into)
+    }
+
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        let id = auth::create_user(&self.pool, user).await?;
+        auth::get_user(&self.pool, id).await
+    }
+
+    async fn get_user(&self, id: i64) -> Result<User, StoreError> {
+        auth::get_user(&self.pool, id).await
+    }
+
+    async fn find_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        auth::find_login(&self.pool, username).await
+    }
+
+    async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError> {
+        auth::list_users(&self.pool, page).await
+    }
+
+    async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError> {
+        auth::update_user(&self.pool, id, patch).await?;
+        auth::get_user(&self.pool, id).await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        auth::count_users(&self.pool).await
+    }
+
+    async fn insert_refresh_token(
+        &self,
+        user_id: i64,
+        token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        auth::insert_refresh_token(&self.pool, user_id, token).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Rotation, StoreError> {
+        auth::rotate_refresh_token(&self.pool, presented_hash, next_hash, expires_at).await
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
+        auth::revoke_refresh_family(&self.pool, token_hash).await
     }
 
     async fn close(&self) {

@@ -31,12 +31,56 @@ fn command(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
     command
 }
 
-fn start(dir: &Path, port: u16) -> Child {
-    command(dir, &[], &[("PORT", &port.to_string())])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+/// Starts the server; its console output arrives line by line on the receiver.
+fn start(
+    dir: &Path,
+    port: u16,
+    vars: &[(&str, &str)],
+) -> (Child, std::sync::mpsc::Receiver<String>) {
+    let port = port.to_string();
+    let mut all = vec![("PORT", port.as_str())];
+    all.extend_from_slice(vars);
+    let mut child = command(dir, &[], &all)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
         .spawn()
-        .expect("the binary starts")
+        .expect("the binary starts");
+    let (tx, rx) = std::sync::mpsc::channel();
+    for stream in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stream)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let _ = tx.send(line);
+            }
+        });
+    }
+    (child, rx)
+}
+
+/// Logs in with the password grant over raw HTTP and returns the access token.
+fn login(port: u16, username: &str, password: &str) -> String {
+    let form = format!("grant_type=password&username={username}&password={password}");
+    let response = http(
+        port,
+        &format!(
+            "POST /api/v1/auth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+            form.len()
+        ),
+    )
+    .unwrap();
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let json: serde_json::Value = serde_json::from_str(body).unwrap_or_default();
+    json["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("login failed: {response}"))
+        .to_owned()
 }
 
 /// Sends raw HTTP/1.1 and returns the whole response text.
@@ -91,16 +135,22 @@ fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
 fn with_no_configuration_it_serves_on_a_new_sqlite_file_and_stops_cleanly_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = start(dir.path(), port);
+    let (mut server, console) = start(dir.path(), port, &[]);
     wait_until_healthy(port);
     assert!(
         dir.path().join("sellerdesk.db").exists(),
         "the default database file was created"
     );
+    // No users existed: an admin was created and its random password printed once.
+    let password = console
+        .try_iter()
+        .find_map(|line| line.trim().strip_prefix("password: ").map(str::to_owned))
+        .expect("the generated admin password is printed");
+    let token = login(port, "admin", &password);
 
     let body = r#"{"seller_id":"A1SELLER0001","parent_asin":"B0PARENT0001","market_place_id":"US","period":"2026-11","sales_target":19.99}"#;
     let request = format!(
-        "POST /api/v1/sales/target HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "POST /api/v1/sales/target HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
     );
     let response = http(port, &request).unwrap();
@@ -115,8 +165,13 @@ fn with_no_configuration_it_serves_on_a_new_sqlite_file_and_stops_cleanly_on_sig
 fn a_request_in_flight_when_sigint_arrives_is_still_answered() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut server = start(dir.path(), port);
+    let (mut server, _console) = start(
+        dir.path(),
+        port,
+        &[("ADMIN_PASSWORD", "a-known-admin-password")],
+    );
     wait_until_healthy(port);
+    let token = login(port, "admin", "a-known-admin-password");
 
     // Send the headers and half the body, then signal, then the rest.
     let body = r#"{"seller_id":"A1SELLER0001","parent_asin":"B0PARENT0001","child_asin":"B0CHILD00001","seller_sku":"SKU0000000001","market_place_id":"US","inventory":5}"#;
@@ -127,7 +182,7 @@ fn a_request_in_flight_when_sigint_arrives_is_still_answered() {
         .unwrap();
     write!(
         stream,
-        "POST /api/v1/inventory HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
+        "POST /api/v1/inventory HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}",
         body.len()
     )
     .unwrap();

@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, Method, Request, StatusCode};
 use axum::Router;
 use http_body_util::BodyExt;
 use rand::Rng;
+use sellerdesk::auth::bootstrap_admin;
 use sellerdesk::config::{Config, Secret};
 use sellerdesk::store::{self, StoreOptions};
 use sellerdesk::{build_app, AppState};
@@ -108,8 +109,13 @@ impl Drop for Database {
 
 pub struct TestApp {
     pub router: Router,
+    pub state: AppState,
+    /// An access token of the bootstrapped `admin`, sent by `get`/`post`/`delete`/`send`.
+    pub admin_token: String,
     _database: Database,
 }
+
+pub const ADMIN_PASSWORD: &str = "admin-password-for-tests";
 
 /// A response, with its body parsed as JSON (`Value::Null` when it is not JSON).
 #[derive(Debug)]
@@ -143,13 +149,32 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// Sends the service's log to the test's captured output (shown when a test fails).
+/// Everything the service logged in this test process, for tests that check what logs hold.
+static CAPTURED_LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+/// The log lines captured so far (of every test in this process).
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&CAPTURED_LOG.lock().unwrap()).into_owned()
+}
+
+struct CaptureWriter;
+
+impl std::io::Write for CaptureWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CAPTURED_LOG.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the service's log at `info` (every request line, every login) for inspection.
 fn init_test_logging() {
     let _ = tracing_subscriber::fmt()
-        .with_test_writer()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
+        .with_writer(|| CaptureWriter)
+        .with_ansi(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::new("info,sqlx=warn"))
         .try_init();
 }
 
@@ -180,17 +205,33 @@ impl TestApp {
         })
         .await
         .expect("a fresh database opens and migrates");
-        let config = test_config(url);
-        let router = build_app(AppState::new(store.clone(), config))
+        let config = Config {
+            admin_password: Some(Secret::new(ADMIN_PASSWORD)),
+            ..test_config(url)
+        };
+        let state = AppState::new(store.clone(), config);
+        bootstrap_admin(store.as_ref(), &state.config, &state.auth.passwords)
+            .await
+            .expect("the first admin is created");
+        let admin = store
+            .find_login("admin")
+            .await
+            .unwrap()
+            .expect("admin exists")
+            .0;
+        let admin_token = state.auth.keys.issue(admin.id);
+        let router = build_app(state.clone())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         Self {
             router,
+            state,
+            admin_token,
             _database: database,
         }
     }
 
-    /// Sends one request through the whole router.
-    pub async fn send(&self, request: Request<Body>) -> TestResponse {
+    /// Sends one request as it is: no token is added.
+    pub async fn send_anonymous(&self, request: Request<Body>) -> TestResponse {
         let response = self
             .router
             .clone()
@@ -215,8 +256,27 @@ impl TestApp {
         }
     }
 
-    pub async fn request(&self, method: Method, uri: &str, body: Option<&Value>) -> TestResponse {
+    /// Sends one request through the whole router, as the admin unless it names a caller.
+    pub async fn send(&self, mut request: Request<Body>) -> TestResponse {
+        if !request.headers().contains_key("authorization") {
+            let bearer = format!("Bearer {}", self.admin_token).parse().unwrap();
+            request.headers_mut().insert("authorization", bearer);
+        }
+        self.send_anonymous(request).await
+    }
+
+    /// Sends `method uri` with `body` as JSON and `token` as bearer (none when `None`).
+    pub async fn request_as(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&Value>,
+        token: Option<&str>,
+    ) -> TestResponse {
         let mut builder = Request::builder().method(method).uri(uri);
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
         let body = match body {
             Some(json) => {
                 builder = builder.header("content-type", "application/json");
@@ -224,7 +284,66 @@ impl TestApp {
             }
             None => Body::empty(),
         };
-        self.send(builder.body(body).unwrap()).await
+        self.send_anonymous(builder.body(body).unwrap()).await
+    }
+
+    /// `method uri` as the admin, with `body` as JSON.
+    pub async fn request(&self, method: Method, uri: &str, body: Option<&Value>) -> TestResponse {
+        self.request_as(method, uri, body, Some(&self.admin_token))
+            .await
+    }
+
+    /// Posts an OAuth2 form to the token endpoint.
+    pub async fn token_request(&self, form: &[(&str, &str)]) -> TestResponse {
+        let body: String = form
+            .iter()
+            .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
+            .collect::<Vec<_>>()
+            .join("&");
+        let request = Request::post("/api/v1/auth/token")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        self.send_anonymous(request).await
+    }
+
+    /// Logs in with the password grant, insisting on success; returns the token response.
+    pub async fn login(&self, username: &str, password: &str) -> Value {
+        let response = self
+            .token_request(&[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+            ])
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "login of {username}: {}",
+            response.text
+        );
+        response.json
+    }
+
+    /// Creates a user through the admin API and returns their id.
+    pub async fn create_user(
+        &self,
+        username: &str,
+        password: &str,
+        role: &str,
+        sellers: &[&str],
+    ) -> i64 {
+        let body = serde_json::json!({"username": username, "password": password, "role": role, "seller_ids": sellers});
+        let data = self.post_ok("/api/v1/users", &body).await;
+        data["id"].as_i64().unwrap()
+    }
+
+    /// A seller user of `sellers` and their access token (issued directly, no login).
+    pub async fn seller(&self, username: &str, sellers: &[&str]) -> (i64, String) {
+        let id = self
+            .create_user(username, "seller-password-123", "seller", sellers)
+            .await;
+        (id, self.state.auth.keys.issue(id))
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {
@@ -250,6 +369,18 @@ impl TestApp {
         );
         response.json["data"].clone()
     }
+}
+
+/// Percent-encodes a form value.
+pub fn urlencode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// A valid sales-target body, with `changes` merged over it.

@@ -3,8 +3,10 @@
 
 mod helpers;
 
+mod auth;
 mod binary;
 mod http;
 mod inventory;
 mod outage;
+mod rbac;
 mod sales;

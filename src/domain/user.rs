@@ -1,0 +1,140 @@
+//! Users and roles (SPEC §4): what is stored about a user, and the changes an admin can make.
+
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::{SellerId, Timestamp};
+
+/// `admin` may do everything; `seller` only touches the rows of their own sellers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Admin,
+    Seller,
+}
+
+impl Role {
+    pub const RULE: &'static str = "must be admin or seller";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        match value {
+            "admin" => Ok(Self::Admin),
+            "seller" => Ok(Self::Seller),
+            _ => Err(Self::RULE),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Seller => "seller",
+        }
+    }
+}
+
+/// A login name: 3 to 64 of `A-Z a-z 0-9 . _ @ -`, stored and compared exactly as sent.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = String, example = "seller.alice")]
+pub struct Username(String);
+
+impl Username {
+    pub const RULE: &'static str = "must be 3 to 64 letters, digits or . _ @ -";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let fits = (3..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
+        if fits {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Self::RULE)
+        }
+    }
+
+    pub(crate) fn from_stored(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A new password: 12 to 128 bytes. Length is what makes a password strong; no other rule.
+#[derive(Clone, PartialEq, Eq)]
+pub struct NewPassword(String);
+
+impl NewPassword {
+    pub const RULE: &'static str = "must be 12 to 128 characters";
+
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        if (12..=128).contains(&value.chars().count()) && value.len() <= 512 {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(Self::RULE)
+        }
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("NewPassword(***)")
+    }
+}
+
+/// A stored user, as shown to admins. Never carries the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+#[schema(as = UserView)]
+pub struct User {
+    #[schema(example = 2)]
+    pub id: i64,
+    pub username: Username,
+    pub role: Role,
+    pub seller_ids: Vec<SellerId>,
+    pub is_active: bool,
+    pub create_time: Timestamp,
+    pub update_time: Timestamp,
+}
+
+/// A user to create, with the password already hashed.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: Username,
+    pub password_hash: String,
+    pub role: Role,
+    pub seller_ids: Vec<SellerId>,
+}
+
+/// The changes of `PATCH /api/v1/users/{id}`; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    pub is_active: Option<bool>,
+    pub role: Option<Role>,
+    pub seller_ids: Option<Vec<SellerId>>,
+    pub password_hash: Option<String>,
+}
+
+/// What a refresh-token rotation found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rotation {
+    /// The token was live; it is now used, and its successor belongs to this user.
+    Rotated { user_id: i64 },
+    /// The token had already been rotated: its whole family is now revoked.
+    Reused,
+    /// Unknown, expired, revoked, or its user is inactive.
+    Invalid,
+}
+
+/// A refresh token to store: only its hash is ever kept.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    pub token_hash: String,
+    pub family_id: String,
+    pub expires_at: Timestamp,
+}
