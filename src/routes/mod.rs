@@ -42,8 +42,7 @@ pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
         (name = "users", description = "User management (admin only)"),
         (name = "operations", description = "Health"),
     ),
-    components(schemas(ErrorBody)),
-    modifiers(&BearerAuth)
+    components(schemas(ErrorBody))
 )]
 struct ApiDoc;
 
@@ -126,14 +125,17 @@ impl utoipa::Modify for BearerAuth {
 
 /// The API routes and their OpenAPI document.
 pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(auth::router())
         .merge(sales::router())
         .merge(inventory::router())
         .merge(users::router())
         .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
         .routes(utoipa_axum::routes!(health))
-        .split_for_parts()
+        .split_for_parts();
+    // Only now does the document hold every path for the modifier to secure.
+    utoipa::Modify::modify(&BearerAuth, &mut doc);
+    (router, doc)
 }
 
 /// The whole router: API, docs, and the envelope 404 for every other path.

@@ -242,3 +242,83 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let unknown = command(dir.path(), &["frobnicate"], &[]).output().unwrap();
     assert!(!unknown.status.success());
 }
+
+/// Not a pass/fail test: prints how long `/health` and an authenticated GET take while 50
+/// logins (argon2id each) are in flight. Run it on a release build:
+/// `cargo test --release --test api -- --ignored --nocapture latency_during_a_login_flood`
+#[test]
+#[ignore = "a measurement; run it by hand (see the doc comment)"]
+fn latency_during_a_login_flood() {
+    const PASSWORD: &str = "flood-admin-password";
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, _console) = start(
+        dir.path(),
+        port,
+        &[("ADMIN_PASSWORD", PASSWORD), ("RUST_LOG", "warn")],
+    );
+    wait_until_healthy(port);
+    let token = login(port, "admin", PASSWORD);
+
+    let timed = |request: &str| {
+        let started = Instant::now();
+        let response = http(port, request).unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        started.elapsed()
+    };
+    let health = "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n".to_owned();
+    let me = format!("GET /api/v1/auth/me HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n");
+    let idle = (timed(&health), timed(&me));
+
+    // Usernames differ so that the failed-login throttle never kicks in; most are unknown,
+    // which costs the same argon2 verification as a real one.
+    let flood: Vec<_> = (0..50)
+        .map(|i| {
+            std::thread::spawn(move || {
+                let user = if i % 5 == 0 { "admin".to_owned() } else { format!("user{i}") };
+                let form = format!("grant_type=password&username={user}&password={PASSWORD}");
+                let request = format!(
+                    "POST /api/v1/auth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+                    form.len()
+                );
+                let started = Instant::now();
+                let _ = http(port, &request);
+                started.elapsed()
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut during_health = Vec::new();
+    let mut during_me = Vec::new();
+    while !flood.iter().all(|t| t.is_finished()) {
+        during_health.push(timed(&health));
+        during_me.push(timed(&me));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let logins: Vec<Duration> = flood.into_iter().map(|t| t.join().unwrap()).collect();
+    signal(&server, "TERM");
+    wait_for_exit(&mut server);
+
+    let summary = |samples: &mut Vec<Duration>| {
+        samples.sort();
+        let at = |q: f64| samples[((samples.len() - 1) as f64 * q) as usize];
+        format!(
+            "n={} p50={:?} p99={:?} max={:?}",
+            samples.len(),
+            at(0.5),
+            at(0.99),
+            samples[samples.len() - 1]
+        )
+    };
+    let mut logins = logins;
+    println!(
+        "idle: /health {:?}, GET /api/v1/auth/me {:?}",
+        idle.0, idle.1
+    );
+    println!("during 50 logins: /health {}", summary(&mut during_health));
+    println!(
+        "during 50 logins: GET /api/v1/auth/me {}",
+        summary(&mut during_me)
+    );
+    println!("the 50 logins themselves: {}", summary(&mut logins));
+}

@@ -96,6 +96,16 @@ backend_tests! {
         assert!(paths["/api/v1/inventory"]["post"]["responses"]["422"].is_object());
         assert!(paths["/api/v1/inventory/{id}"]["get"]["responses"]["404"].is_object());
         assert!(response.json["components"]["schemas"]["InventoryRequest"].is_object());
+        // Swagger UI's Authorize button logs in through the password flow.
+        let scheme = &response.json["components"]["securitySchemes"]["oauth2"];
+        assert_eq!(scheme["flows"]["password"]["tokenUrl"], "/api/v1/auth/token", "{scheme}");
+        for (path, method) in [("/api/v1/inventory", "post"), ("/api/v1/sales/target/{id}", "delete"), ("/api/v1/users", "get"), ("/api/v1/auth/me", "get")] {
+            let operation = &paths[path][method];
+            assert_eq!(operation["security"], serde_json::json!([{"oauth2": []}]), "{method} {path}");
+            assert!(operation["responses"]["401"].is_object(), "{method} {path} documents 401");
+        }
+        assert!(paths["/api/v1/auth/token"]["post"]["security"].is_null());
+        assert!(paths["/health"]["get"]["security"].is_null());
         let docs = app.get("/docs/").await;
         assert_eq!(docs.status, StatusCode::OK);
         assert!(docs.text.contains("swagger"), "Swagger UI is served");
