@@ -20,6 +20,7 @@ use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
+use validator::ValidateLength;
 
 /// Declares a string identifier of ASCII letters and digits with a length range.
 macro_rules! alnum_id {
@@ -36,7 +37,7 @@ macro_rules! alnum_id {
 
             /// Accepts the value exactly as sent: no trimming, no case folding.
             pub fn parse(value: &str) -> Result<Self, &'static str> {
-                let fits = ($min..=$max).contains(&value.len())
+                let fits = value.validate_length(Some($min), Some($max), None)
                     && value.bytes().all(|b| b.is_ascii_alphanumeric());
                 if fits {
                     Ok(Self(value.to_owned()))
@@ -94,7 +95,9 @@ impl Marketplace {
     pub const RULE: &'static str = "must be 2 upper-case letters, such as US";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        if value.len() == 2 && value.bytes().all(|b| b.is_ascii_uppercase()) {
+        if value.validate_length(None, None, Some(2))
+            && value.bytes().all(|b| b.is_ascii_uppercase())
+        {
             Ok(Self(value.to_owned()))
         } else {
             Err(Self::RULE)

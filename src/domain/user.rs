@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 use utoipa::ToSchema;
+use validator::ValidateLength;
 
 use super::{SellerId, Timestamp};
 
@@ -42,7 +43,7 @@ impl Username {
     pub const RULE: &'static str = "must be 3 to 64 letters, digits or . _ @ -";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        let fits = (3..=64).contains(&value.len())
+        let fits = value.validate_length(Some(3), Some(64), None)
             && value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
@@ -70,7 +71,8 @@ impl NewPassword {
     pub const RULE: &'static str = "must be 12 to 128 characters";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        if (12..=128).contains(&value.chars().count()) && value.len() <= 512 {
+        // validator counts characters, not bytes; the byte bound keeps hashing input small.
+        if value.validate_length(Some(12), Some(128), None) && value.len() <= 512 {
             Ok(Self(value.to_owned()))
         } else {
             Err(Self::RULE)
