@@ -127,6 +127,8 @@ pub struct Config {
     pub refresh_token_ttl: Duration,
     /// `RATE_LIMIT_PER_MINUTE`: requests per client IP per minute (60); 0 turns it off.
     pub rate_limit_per_minute: u32,
+    /// `LOGIN_RATE_LIMIT_PER_MINUTE`: token requests per client IP per minute (10); 0 off.
+    pub login_rate_limit_per_minute: u32,
     /// `TRUSTED_PROXIES`: comma-separated CIDRs whose `X-Forwarded-*` headers are believed.
     pub trusted_proxies: Vec<Cidr>,
     /// `TLS_CERT_PATH` and `TLS_KEY_PATH`: PEM files; both or neither.
@@ -190,6 +192,7 @@ impl Default for Config {
             access_token_ttl: Duration::from_secs(120 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
             rate_limit_per_minute: 60,
+            login_rate_limit_per_minute: 10,
             trusted_proxies: Vec::new(),
             tls: None,
             http_redirect_port: None,
@@ -322,6 +325,14 @@ impl Config {
             config.rate_limit_per_minute = rate.parse().map_err(|_| {
                 bad(
                     "RATE_LIMIT_PER_MINUTE",
+                    "must be a whole number (0 turns limiting off)",
+                )
+            })?;
+        }
+        if let Some(rate) = get("LOGIN_RATE_LIMIT_PER_MINUTE") {
+            config.login_rate_limit_per_minute = rate.parse().map_err(|_| {
+                bad(
+                    "LOGIN_RATE_LIMIT_PER_MINUTE",
                     "must be a whole number (0 turns limiting off)",
                 )
             })?;

@@ -95,6 +95,9 @@ pub enum ApiError {
     PayloadTooLarge,
     #[error("unsupported media type")]
     UnsupportedMediaType,
+    /// Over the rate limit; the client may retry after this many seconds.
+    #[error("too many requests")]
+    RateLimited { retry_after: u64 },
     #[error("database unavailable")]
     Unavailable,
     #[error(transparent)]
@@ -112,6 +115,7 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -215,6 +219,17 @@ impl IntoResponse for ApiError {
                 message: "database unavailable".into(),
                 detail: None,
             },
+            Self::RateLimited { retry_after } => {
+                let mut response = status.into_response();
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
+                response.extensions_mut().insert(ErrorReport {
+                    message: "too many requests".into(),
+                    detail: None,
+                });
+                return response;
+            }
             Self::Internal(e) => {
                 // The full chain goes to the log, inside the request's span; never to the client.
                 tracing::error!(error = format!("{e:#}"), "internal error");

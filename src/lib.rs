@@ -50,7 +50,7 @@ impl AppState {
 /// The complete service. Layers, outermost first: request context (id, error envelope, log),
 /// security headers, panic guard, timeout, routes.
 pub fn build_app(state: AppState) -> Router {
-    routes::router()
+    routes::router(&state.config)
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             REQUEST_TIMEOUT,
@@ -60,6 +60,9 @@ pub fn build_app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(axum::middleware::from_fn(middleware::request_context))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.clone(),
+            middleware::request_context,
+        ))
         .with_state(state)
 }

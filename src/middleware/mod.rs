@@ -1,18 +1,22 @@
 //! Layers between the network and the handlers.
 //!
-//! `request_context` is the outermost: it gives each request its id, writes every error
-//! response as the envelope of SPEC §1 (whoever produced it), and logs one line per request.
+//! `request_context` is the outermost: it gives each request its id, resolves the client's IP,
+//! writes every error response as the envelope of SPEC §1 (whoever produced it), and logs one
+//! line per request. `rate_limit` keys its buckets by the `ClientIp` resolved here.
+
+pub mod rate_limit;
 
 use std::net::IpAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::middleware::Next;
 use rand::RngCore;
 
+use crate::config::{Cidr, Config};
 use crate::error::ErrorReport;
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
@@ -73,8 +77,44 @@ fn request_id(incoming: Option<&HeaderValue>) -> HeaderValue {
     HeaderValue::from_str(&hex).expect("hex digits are a valid header value")
 }
 
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then
+/// `X-Forwarded-For` is read right to left, skipping trusted hops, and the first address that
+/// is not trusted is the client. A client cannot choose its own address this way: entries it
+/// wrote itself are left of every address a trusted proxy appended.
+pub fn resolve_client_ip(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[Cidr],
+) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|cidr| cidr.contains(ip));
+    if !is_trusted(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .collect();
+    let mut client = peer;
+    for hop in hops.into_iter().rev() {
+        match hop.parse::<IpAddr>() {
+            Ok(ip) if is_trusted(ip) => client = ip,
+            Ok(ip) => return ip,
+            // Garbage where an address belongs: trust nothing further left.
+            Err(_) => return client,
+        }
+    }
+    client
+}
+
 /// Request id in, request id out; error bodies as the envelope; one log line per request.
-pub async fn request_context(mut req: Request, next: Next) -> Response<Body> {
+pub async fn request_context(
+    State(config): State<Arc<Config>>,
+    mut req: Request,
+    next: Next,
+) -> Response<Body> {
     let started = Instant::now();
     let id = request_id(req.headers().get(REQUEST_ID_HEADER));
     req.extensions_mut().insert(RequestId(id.clone()));
@@ -84,7 +124,9 @@ pub async fn request_context(mut req: Request, next: Next) -> Response<Body> {
     let client = ClientIp(
         req.extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip()),
+            .map(|ConnectInfo(addr)| {
+                resolve_client_ip(addr.ip(), req.headers(), &config.trusted_proxies)
+            }),
     );
     req.extensions_mut().insert(client);
     let user = UserSlot::default();
@@ -142,4 +184,51 @@ fn render_error(
     );
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xff(value: &str) -> axum::http::HeaderMap {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("x-forwarded-for", value.parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn forwarded_addresses_count_only_behind_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.5".parse().unwrap();
+        let client: IpAddr = "203.0.113.7".parse().unwrap();
+        let trusted = ["10.0.0.0/8".parse::<Cidr>().unwrap()];
+        let cases = [
+            // An untrusted peer is the client, whatever it claims.
+            (client, "1.2.3.4", &trusted[..], client),
+            (client, "1.2.3.4", &[][..], client),
+            // Behind a trusted proxy: the rightmost untrusted hop.
+            (proxy, "203.0.113.7", &trusted[..], client),
+            (proxy, "1.2.3.4, 203.0.113.7", &trusted[..], client),
+            (
+                proxy,
+                "1.2.3.4, 203.0.113.7, 10.0.0.9",
+                &trusted[..],
+                client,
+            ),
+            // Only trusted hops: the leftmost of them.
+            (proxy, "10.0.0.9", &trusted[..], "10.0.0.9".parse().unwrap()),
+            // Garbage stops the walk at the last trusted hop.
+            (proxy, "203.0.113.7, nonsense", &trusted[..], proxy),
+        ];
+        for (peer, header, trusted, expected) in cases {
+            assert_eq!(
+                resolve_client_ip(peer, &xff(header), trusted),
+                expected,
+                "{peer} {header}"
+            );
+        }
+        assert_eq!(
+            resolve_client_ip(proxy, &axum::http::HeaderMap::new(), &trusted),
+            proxy
+        );
+    }
 }

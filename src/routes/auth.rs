@@ -16,14 +16,21 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{random_hex, token_hash, AuthUser};
+use crate::config::Config;
 use crate::domain::{NewRefreshToken, Role, Rotation, SellerId, Timestamp, Username};
 use crate::error::{ApiError, Envelope};
+use crate::middleware::rate_limit;
 use crate::middleware::ClientIp;
 use crate::AppState;
 
-pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new()
-        .routes(routes!(issue_token))
+/// The auth routes; the token endpoint also has its own, stricter per-IP limit against
+/// password guessing (`LOGIN_RATE_LIMIT_PER_MINUTE`).
+pub fn router(config: &Config) -> OpenApiRouter<AppState> {
+    let token = OpenApiRouter::new().routes(routes!(issue_token));
+    let (token_router, token_doc) = token.split_for_parts();
+    let token_router = rate_limit::limit(token_router, config.login_rate_limit_per_minute);
+    OpenApiRouter::with_openapi(token_doc)
+        .merge(OpenApiRouter::from(token_router))
         .routes(routes!(revoke_token))
         .routes(routes!(me))
 }

@@ -18,8 +18,10 @@ use utoipa::{IntoParams, IntoResponses, OpenApi, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::config::Config;
 use crate::domain::PageRequest;
 use crate::error::{ApiError, ErrorBody};
+use crate::middleware::rate_limit;
 use crate::store::Listed;
 use crate::AppState;
 
@@ -42,6 +44,7 @@ pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
         (name = "users", description = "User management (admin only)"),
         (name = "operations", description = "Health"),
     ),
+    paths(health),
     components(schemas(ErrorBody))
 )]
 struct ApiDoc;
@@ -123,26 +126,30 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-/// The API routes and their OpenAPI document.
-pub fn api() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+/// The API routes (all but `/health`) and the OpenAPI document of every route.
+pub fn api(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let (router, mut doc) = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(auth::router())
+        .merge(auth::router(config))
         .merge(sales::router())
         .merge(inventory::router())
         .merge(users::router())
         .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
-        .routes(utoipa_axum::routes!(health))
         .split_for_parts();
     // Only now does the document hold every path for the modifier to secure.
     utoipa::Modify::modify(&BearerAuth, &mut doc);
     (router, doc)
 }
 
-/// The whole router: API, docs, and the envelope 404 for every other path.
-pub fn router() -> Router<AppState> {
-    let (api, doc) = api();
-    api.merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-        .fallback(|| async { ApiError::NotFound("no such route") })
+/// The whole router. Everything but `/health` is rate-limited per client IP (load balancers
+/// probe `/health` often, from few addresses); unknown paths get the envelope 404.
+pub fn router(config: &Config) -> Router<AppState> {
+    let (api, doc) = api(config);
+    let limited = api
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(|| async { ApiError::NotFound("no such route") });
+    Router::new()
+        .route("/health", axum::routing::get(health))
+        .merge(rate_limit::limit(limited, config.rate_limit_per_minute))
 }
 
 /// One page of a list, with the numbers a client needs to page through it.

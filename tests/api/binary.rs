@@ -203,6 +203,140 @@ fn a_request_in_flight_when_sigint_arrives_is_still_answered() {
     assert!(http(port, "GET /health HTTP/1.1\r\nHost: t\r\n\r\n").is_err());
 }
 
+/// The status line and `Retry-After` of a GET with the given extra headers.
+fn status_of(port: u16, path: &str, extra: &str) -> (u16, Option<String>) {
+    let response = http(
+        port,
+        &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"),
+    )
+    .unwrap();
+    let status = response[9..12].parse().unwrap();
+    let retry_after = response.lines().find_map(|line| {
+        line.to_ascii_lowercase()
+            .strip_prefix("retry-after: ")
+            .map(str::to_owned)
+    });
+    (status, retry_after)
+}
+
+#[test]
+fn the_sixth_request_in_a_minute_is_429_whatever_x_forwarded_for_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, _console) = start(dir.path(), port, &[("RATE_LIMIT_PER_MINUTE", "5")]);
+    wait_until_healthy(port);
+
+    for i in 0..5 {
+        let (status, _) = status_of(
+            port,
+            "/api/v1/inventory",
+            &format!("X-Forwarded-For: 198.51.100.{i}\r\n"),
+        );
+        assert_eq!(
+            status, 401,
+            "request {i} is within the limit (and has no token)"
+        );
+    }
+    let (status, retry_after) = status_of(
+        port,
+        "/api/v1/inventory",
+        "X-Forwarded-For: 198.51.100.99\r\n",
+    );
+    assert_eq!(
+        status, 429,
+        "rotating X-Forwarded-For does not open a new bucket"
+    );
+    assert!(retry_after.is_some_and(|s| s.trim().parse::<u64>().is_ok_and(|n| n >= 1)));
+    let body = http(
+        port,
+        "GET /docs/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    assert!(
+        body.contains(r#""code":429"#) && body.contains("request_id"),
+        "429 in the envelope: {body}"
+    );
+    for _ in 0..20 {
+        assert_eq!(
+            status_of(port, "/health", "").0,
+            200,
+            "/health is never limited"
+        );
+    }
+    signal(&server, "TERM");
+    wait_for_exit(&mut server);
+}
+
+#[test]
+fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_bucket() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, _console) = start(
+        dir.path(),
+        port,
+        &[
+            ("RATE_LIMIT_PER_MINUTE", "5"),
+            ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ],
+    );
+    wait_until_healthy(port);
+
+    for client in ["198.51.100.1", "198.51.100.2"] {
+        for i in 0..5 {
+            let (status, _) = status_of(
+                port,
+                "/api/v1/inventory",
+                &format!("X-Forwarded-For: {client}\r\n"),
+            );
+            assert_eq!(status, 401, "{client} request {i}");
+        }
+        let (status, _) = status_of(
+            port,
+            "/api/v1/inventory",
+            &format!("X-Forwarded-For: {client}\r\n"),
+        );
+        assert_eq!(status, 429, "{client}'s sixth request");
+    }
+    // A client that puts its own guess left of what the proxy appended gains nothing.
+    let (status, _) = status_of(
+        port,
+        "/api/v1/inventory",
+        "X-Forwarded-For: 203.0.113.50, 198.51.100.1\r\n",
+    );
+    assert_eq!(status, 429);
+    signal(&server, "TERM");
+    wait_for_exit(&mut server);
+}
+
+#[test]
+fn the_token_endpoint_has_a_stricter_limit_against_password_guessing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let (mut server, _console) = start(dir.path(), port, &[("LOGIN_RATE_LIMIT_PER_MINUTE", "3")]);
+    wait_until_healthy(port);
+    let attempt = || {
+        let form = "grant_type=password&username=nobody&password=guess";
+        let response = http(
+            port,
+            &format!(
+                "POST /api/v1/auth/token HTTP/1.1\r\nHost: t\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{form}",
+                form.len()
+            ),
+        )
+        .unwrap();
+        response[9..12].parse::<u16>().unwrap()
+    };
+    assert_eq!([attempt(), attempt(), attempt()], [401, 401, 401]);
+    assert_eq!(attempt(), 429);
+    assert_eq!(
+        status_of(port, "/api/v1/auth/me", "").0,
+        401,
+        "other endpoints keep their own budget"
+    );
+    signal(&server, "TERM");
+    wait_for_exit(&mut server);
+}
+
 #[test]
 fn migrate_applies_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();

@@ -104,7 +104,10 @@ backend_tests! {
             assert_eq!(operation["security"], serde_json::json!([{"oauth2": []}]), "{method} {path}");
             assert!(operation["responses"]["401"].is_object(), "{method} {path} documents 401");
         }
-        assert!(paths["/api/v1/auth/token"]["post"]["security"].is_null());
+        let token = &paths["/api/v1/auth/token"]["post"];
+        assert!(token["responses"]["200"].is_object(), "the token endpoint is documented");
+        assert!(token["security"].is_null(), "logging in needs no token");
+        assert!(paths["/api/v1/auth/revoke"]["post"].is_object());
         assert!(paths["/health"]["get"]["security"].is_null());
         let docs = app.get("/docs/").await;
         assert_eq!(docs.status, StatusCode::OK);
