@@ -15,9 +15,10 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -27,6 +28,29 @@ use crate::store::Store;
 
 /// How long a request may take before it is answered 503 (SPEC §7).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Cross-origin access for the browser origins in `CORS_ORIGINS` only; with none configured,
+/// no CORS headers are sent and browsers keep other sites out.
+fn cors(config: &Config) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin).ok())
+        .collect();
+    if origins.is_empty() {
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-request-id"),
+        ])
+        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .max_age(Duration::from_secs(600))
+}
 
 /// What every handler can reach. Cheap to clone: everything is behind an `Arc`.
 #[derive(Clone)]
@@ -60,6 +84,12 @@ pub fn build_app(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
+        // Responses carry sellers' data and tokens: no cache may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(cors(&state.config))
         .layer(axum::middleware::from_fn_with_state(
             state.config.clone(),
             middleware::request_context,

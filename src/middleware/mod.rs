@@ -58,6 +58,53 @@ impl std::fmt::Display for ClientIp {
     }
 }
 
+/// Query parameters whose values never reach a log: any name containing one of these.
+const SECRET_PARAMS: [&str; 5] = ["token", "password", "secret", "key", "code"];
+
+/// The query string with the values of secret-looking parameters, and anything shaped like a
+/// JWT, replaced by `***`.
+pub fn redact_query(query: &str) -> String {
+    query
+        .split('&')
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let lower = name.to_ascii_lowercase();
+            if SECRET_PARAMS.iter().any(|secret| lower.contains(secret)) {
+                format!("{name}=***")
+            } else if value.is_empty() && !pair.contains('=') {
+                redact_jwts(name)
+            } else {
+                format!("{}={}", redact_jwts(name), redact_jwts(value))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+/// `text` with every JWT-shaped run (`eyJ…` base64url, dot, base64url, dot, base64url) masked.
+pub fn redact_jwts(text: &str) -> String {
+    let is_b64 =
+        |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '=' || c == '%';
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("eyJ") {
+        out.push_str(&rest[..start]);
+        let candidate = &rest[start..];
+        let end = candidate
+            .find(|c: char| !(is_b64(c) || c == '.'))
+            .unwrap_or(candidate.len());
+        if candidate[..end].matches('.').count() >= 2 {
+            out.push_str("***");
+        } else {
+            out.push_str(&candidate[..end]);
+        }
+        // `end` ≥ 3: the match starts with "eyJ", all base64url characters.
+        rest = &candidate[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
 /// Keeps a sane incoming `X-Request-ID` (≤ 64 of `[A-Za-z0-9._-]`), else makes a new one.
 fn request_id(incoming: Option<&HeaderValue>) -> HeaderValue {
     let sane = |v: &&HeaderValue| {
@@ -119,8 +166,8 @@ pub async fn request_context(
     let id = request_id(req.headers().get(REQUEST_ID_HEADER));
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    // The path only: query strings may carry secrets and are never logged.
-    let path = req.uri().path().to_owned();
+    let path = redact_jwts(req.uri().path());
+    let query = req.uri().query().map(redact_query);
     let client = ClientIp(
         req.extensions()
             .get::<ConnectInfo<std::net::SocketAddr>>()
@@ -159,6 +206,7 @@ pub async fn request_context(
             client_ip = %client,
             method = %method,
             path = %path,
+            query = query.as_deref(),
             status = status.as_u16(),
             user_id = user.get(),
             latency_ms = started.elapsed().as_secs_f64() * 1000.0,
@@ -194,6 +242,32 @@ mod tests {
         let mut headers = axum::http::HeaderMap::new();
         headers.insert("x-forwarded-for", value.parse().unwrap());
         headers
+    }
+
+    #[test]
+    fn secret_query_values_and_jwts_never_reach_the_log() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        for (query, logged) in [
+            ("page=2&size=10", "page=2&size=10".to_owned()),
+            (
+                "access_token=abc&page=1",
+                "access_token=***&page=1".to_owned(),
+            ),
+            ("Password=hunter2", "Password=***".to_owned()),
+            (
+                "api_KEY=x&client_secret=y&code=z",
+                "api_KEY=***&client_secret=***&code=***".to_owned(),
+            ),
+            (&format!("note={jwt}"), "note=***".to_owned()),
+            (&format!("{jwt}"), "***".to_owned()),
+            ("seller_id=eyJ", "seller_id=eyJ".to_owned()),
+        ] {
+            assert_eq!(redact_query(query), logged, "{query}");
+        }
+        assert_eq!(
+            redact_jwts(&format!("/api/v1/x/{jwt}/y")),
+            "/api/v1/x/***/y"
+        );
     }
 
     #[test]

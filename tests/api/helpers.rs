@@ -199,8 +199,20 @@ impl TestApp {
         Some(Self::open(&url, database).await)
     }
 
+    /// A fresh SQLite-backed app whose configuration `tweak` adjusts.
+    pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> Self {
+        let (url, database) = fresh_database(Backend::Sqlite)
+            .await
+            .expect("SQLite is always available");
+        Self::open_with(&url, database, tweak).await
+    }
+
     /// The app over the database at `url`; `database` is dropped with it.
     pub async fn open(url: &str, database: Database) -> Self {
+        Self::open_with(url, database, |_| {}).await
+    }
+
+    async fn open_with(url: &str, database: Database, tweak: impl FnOnce(&mut Config)) -> Self {
         init_test_logging();
         let store = store::connect(&StoreOptions {
             url: url.to_owned(),
@@ -209,10 +221,11 @@ impl TestApp {
         })
         .await
         .expect("a fresh database opens and migrates");
-        let config = Config {
+        let mut config = Config {
             admin_password: Some(Secret::new(ADMIN_PASSWORD)),
             ..test_config(url)
         };
+        tweak(&mut config);
         let state = AppState::new(store.clone(), config);
         bootstrap_admin(store.as_ref(), &state.config, &state.auth.passwords)
             .await

@@ -114,7 +114,66 @@ backend_tests! {
         assert!(docs.text.contains("swagger"), "Swagger UI is served");
     }
 
-    async fn responses_carry_nosniff(app) {
-        assert_eq!(app.get("/health").await.headers["x-content-type-options"], "nosniff");
+    async fn responses_carry_nosniff_and_no_store(app) {
+        for uri in ["/health", "/api/v1/inventory", "/nope"] {
+            let response = app.get(uri).await;
+            assert_eq!(response.headers["x-content-type-options"], "nosniff", "{uri}");
+            assert_eq!(response.headers["cache-control"], "no-store", "{uri}");
+        }
     }
+}
+
+#[tokio::test]
+async fn cors_answers_only_the_configured_origins() {
+    let app = crate::helpers::TestApp::with_config(|c| {
+        c.cors_origins = vec!["https://app.example.com".into()]
+    })
+    .await;
+    let preflight = |origin: &'static str| {
+        Request::builder()
+            .method(Method::OPTIONS)
+            .uri("/api/v1/inventory")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header(
+                "access-control-request-headers",
+                "authorization,content-type",
+            )
+            .body(Body::empty())
+            .unwrap()
+    };
+    let allowed = app
+        .send_anonymous(preflight("https://app.example.com"))
+        .await;
+    assert_eq!(
+        allowed.headers["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    let refused = app
+        .send_anonymous(preflight("https://evil.example.net"))
+        .await;
+    assert!(!refused.headers.contains_key("access-control-allow-origin"));
+
+    let default = crate::helpers::TestApp::with_config(|_| {}).await;
+    let none = default
+        .send_anonymous(preflight("https://app.example.com"))
+        .await;
+    assert!(
+        !none.headers.contains_key("access-control-allow-origin"),
+        "no origins configured, no CORS"
+    );
+}
+
+#[tokio::test]
+async fn the_request_log_masks_secret_query_values() {
+    let app = crate::helpers::TestApp::with_config(|_| {}).await;
+    let marker = format!("hunter{:08x}", rand::random::<u32>());
+    app.get(&format!("/api/v1/inventory?api_key={marker}"))
+        .await;
+    let log = crate::helpers::captured_log();
+    assert!(!log.contains(&marker), "the value was masked");
+    assert!(
+        log.contains("api_key=***"),
+        "the masked parameter is logged"
+    );
 }
