@@ -259,7 +259,7 @@ mod tests {
                 "api_KEY=***&client_secret=***&code=***".to_owned(),
             ),
             (&format!("note={jwt}"), "note=***".to_owned()),
-            (&format!("{jwt}"), "***".to_owned()),
+            (jwt, "***".to_owned()),
             ("seller_id=eyJ", "seller_id=eyJ".to_owned()),
         ] {
             assert_eq!(redact_query(query), logged, "{query}");
