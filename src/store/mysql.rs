@@ -135,15 +135,12 @@ impl Store for MySqlStore {
             .execute(&self.pool)
         })
         .await?;
-        let sql = format!(
-            "SELECT {} FROM sales_targets WHERE id = ?",
-            SALES_TARGETS.columns
-        );
-        let row: SalesTargetRow = sqlx::query_as(&sql)
-            .bind(done.last_insert_id())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.into())
+        // The id of the row created or updated (`id = LAST_INSERT_ID(id)` on update).
+        let id = i64::try_from(done.last_insert_id())
+            .map_err(|e| StoreError::Db(sqlx::Error::Decode(e.into())))?;
+        get_row::<_, SalesTargetRow>(&self.pool, SALES_TARGETS, id)
+            .await
+            .map(Into::into)
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
@@ -197,12 +194,12 @@ impl Store for MySqlStore {
             .execute(&self.pool)
         })
         .await?;
-        let sql = format!("SELECT {} FROM inventory WHERE id = ?", INVENTORY.columns);
-        let row: InventoryRow = sqlx::query_as(&sql)
-            .bind(done.last_insert_id())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(row.into())
+        // The id of the row created or updated (`id = LAST_INSERT_ID(id)` on update).
+        let id = i64::try_from(done.last_insert_id())
+            .map_err(|e| StoreError::Db(sqlx::Error::Decode(e.into())))?;
+        get_row::<_, InventoryRow>(&self.pool, INVENTORY, id)
+            .await
+            .map(Into::into)
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
