@@ -26,7 +26,8 @@ ENV HOST=0.0.0.0 \
     DATABASE_URL=sqlite:///var/lib/sellerdesk/sellerdesk.db
 EXPOSE 8000
 VOLUME ["/var/lib/sellerdesk"]
+# Plain HTTP, or HTTPS with the container's own certificate (-k: it names the public host).
 HEALTHCHECK --interval=15s --timeout=3s --start-period=10s --retries=3 \
-    CMD curl -fsS "http://127.0.0.1:${PORT}/health" || exit 1
+    CMD curl -fsS "http://127.0.0.1:${PORT}/health" || curl -fsSk "https://127.0.0.1:${PORT}/health" || exit 1
 ENTRYPOINT ["/usr/local/bin/sellerdesk"]
 CMD ["serve"]

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod middleware;
 pub mod routes;
+pub mod server;
 pub mod store;
 
 use std::sync::Arc;
@@ -90,6 +91,14 @@ pub fn build_app(state: AppState) -> Router {
             HeaderValue::from_static("no-store"),
         ))
         .layer(cors(&state.config))
+        .layer(axum::middleware::from_fn_with_state(
+            state.config.clone(),
+            middleware::require_https,
+        ))
+        .layer(axum::middleware::map_response_with_state(
+            state.config.clone(),
+            middleware::add_hsts,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             state.config.clone(),
             middleware::request_context,

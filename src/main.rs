@@ -3,7 +3,6 @@
 //! Thin on purpose: read the configuration, set up logging, open the store, and serve the
 //! router that `sellerdesk::build_app` builds. Everything testable lives in the library.
 
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -12,7 +11,7 @@ mod cli;
 use sellerdesk::auth::{bootstrap_admin, BootstrapAdmin};
 use sellerdesk::config::{AppEnv, Config, LogFormat};
 use sellerdesk::store::{self, StoreOptions};
-use sellerdesk::{build_app, AppState};
+use sellerdesk::{build_app, server, AppState};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: sellerdesk [serve | migrate | user ... | help]\n\n\
@@ -140,44 +139,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Ok(None) => {}
         Err(e) => anyhow::bail!("cannot create the first admin user: {e}"),
     }
-    let addr = state.config.listen_addr();
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
-    tracing::info!(%addr, "listening");
-
-    let app = build_app(state);
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await?;
+    let config = state.config.clone();
+    server::serve(build_app(state), config).await?;
     // In-flight requests have finished; close the pool so the database sees clean exits.
     store.close().await;
     tracing::info!("stopped");
     Ok(())
-}
-
-/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
 }

@@ -14,10 +14,11 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::middleware::Next;
+use axum::response::IntoResponse;
 use rand::RngCore;
 
 use crate::config::{Cidr, Config};
-use crate::error::ErrorReport;
+use crate::error::{ApiError, ErrorReport};
 
 pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
@@ -154,6 +155,60 @@ pub fn resolve_client_ip(
         }
     }
     client
+}
+
+/// Whether requests arrive through a TLS-terminating proxy whose `X-Forwarded-Proto` must say
+/// `https` (SPEC §7). Without our own TLS only; with it, every connection is HTTPS anyway.
+fn tls_upstream(config: &Config) -> bool {
+    config.tls_terminated_upstream && config.tls.is_none()
+}
+
+/// Behind a TLS-terminating proxy, refuses (403 "HTTPS required") a request whose trusted
+/// `X-Forwarded-Proto` is not `https`: a plain request that reached us around the proxy, or a
+/// proxy listener that forgot to redirect. `/health` is exempt for load balancers' checks.
+pub async fn require_https(
+    State(config): State<Arc<Config>>,
+    req: Request,
+    next: Next,
+) -> Response<Body> {
+    if !tls_upstream(&config) || req.uri().path() == "/health" {
+        return next.run(req).await;
+    }
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip());
+    let trusted =
+        peer.is_some_and(|ip| config.trusted_proxies.iter().any(|cidr| cidr.contains(ip)));
+    // The proxy nearest to us appends last, so the last value is the one it vouches for.
+    let proto = req
+        .headers()
+        .get_all("x-forwarded-proto")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .next_back()
+        .map(|v| v.trim().to_ascii_lowercase());
+    if trusted && proto.as_deref() == Some("https") {
+        next.run(req).await
+    } else {
+        ApiError::Forbidden("HTTPS required".into()).into_response()
+    }
+}
+
+/// `Strict-Transport-Security` on every response when clients reach us over HTTPS (our own TLS
+/// or a TLS proxy in front), so browsers never try plain HTTP again.
+pub async fn add_hsts(
+    State(config): State<Arc<Config>>,
+    mut response: Response<Body>,
+) -> Response<Body> {
+    if config.tls.is_some() || config.tls_terminated_upstream {
+        response.headers_mut().insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=63072000; includeSubDomains"),
+        );
+    }
+    response
 }
 
 /// Request id in, request id out; error bodies as the envelope; one log line per request.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_sellerdesk");
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -18,7 +18,7 @@ fn free_port() -> u16 {
 }
 
 /// The binary in `dir` with a clean environment plus `vars`.
-fn command(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
+pub fn command(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
     let mut command = Command::new(BINARY);
     command
         .args(args)
@@ -32,7 +32,7 @@ fn command(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
 }
 
 /// Starts the server; its console output arrives line by line on the receiver.
-fn start(
+pub fn start(
     dir: &Path,
     port: u16,
     vars: &[(&str, &str)],
@@ -84,7 +84,7 @@ fn login(port: u16, username: &str, password: &str) -> String {
 }
 
 /// Sends raw HTTP/1.1 and returns the whole response text.
-fn http(port: u16, request: &str) -> std::io::Result<String> {
+pub fn http(port: u16, request: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(SocketAddr::from(([127, 0, 0, 1], port)))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
     stream.write_all(request.as_bytes())?;
@@ -109,7 +109,7 @@ fn wait_until_healthy(port: u16) {
     }
 }
 
-fn signal(child: &Child, name: &str) {
+pub fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
         .status()
@@ -117,7 +117,7 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
-fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
+pub fn wait_for_exit(child: &mut Child) -> std::process::ExitStatus {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -204,7 +204,7 @@ fn a_request_in_flight_when_sigint_arrives_is_still_answered() {
 }
 
 /// The status line and `Retry-After` of a GET with the given extra headers.
-fn status_of(port: u16, path: &str, extra: &str) -> (u16, Option<String>) {
+pub fn status_of(port: u16, path: &str, extra: &str) -> (u16, Option<String>) {
     let response = http(
         port,
         &format!("GET {path} HTTP/1.1\r\nHost: t\r\n{extra}Connection: close\r\n\r\n"),

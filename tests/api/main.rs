@@ -10,3 +10,4 @@ mod inventory;
 mod outage;
 mod rbac;
 mod sales;
+mod tls;
