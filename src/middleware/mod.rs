@@ -11,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::body::Body;
+use axum::extract::connect_info::MockConnectInfo;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, Response, StatusCode};
 use axum::middleware::Next;
@@ -157,6 +158,20 @@ pub fn resolve_client_ip(
     client
 }
 
+/// The TCP peer of a request: `ConnectInfo` from the server, or the `MockConnectInfo` that
+/// in-process tests install (which axum's `ConnectInfo` extractor also falls back to).
+fn peer_addr(req: &Request) -> Option<IpAddr> {
+    let extensions = req.extensions();
+    extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+        .or_else(|| {
+            extensions
+                .get::<MockConnectInfo<std::net::SocketAddr>>()
+                .map(|mock| mock.0.ip())
+        })
+}
+
 /// Whether requests arrive through a TLS-terminating proxy whose `X-Forwarded-Proto` must say
 /// `https` (SPEC §7). Without our own TLS only; with it, every connection is HTTPS anyway.
 fn tls_upstream(config: &Config) -> bool {
@@ -224,11 +239,7 @@ pub async fn request_context(
     let path = redact_jwts(req.uri().path());
     let query = req.uri().query().map(redact_query);
     let client = ClientIp(
-        req.extensions()
-            .get::<ConnectInfo<std::net::SocketAddr>>()
-            .map(|ConnectInfo(addr)| {
-                resolve_client_ip(addr.ip(), req.headers(), &config.trusted_proxies)
-            }),
+        peer_addr(&req).map(|peer| resolve_client_ip(peer, req.headers(), &config.trusted_proxies)),
     );
     req.extensions_mut().insert(client);
     let user = UserSlot::default();

@@ -214,7 +214,31 @@ backend_tests! {
         app.request_as(Method::GET, &format!("/api/v1/sales/target?access_token={new_access}"), None, Some(&new_access)).await;
         app.token_request(&[("username", &username), ("password", "a-wrong-password-x")]).await;
 
+        // One line for this request, with every field the operators need.
+        let request_id = format!("logline-{}", rand_suffix());
+        let me = Request::get("/api/v1/auth/me?page=1")
+            .header("authorization", format!("Bearer {new_access}"))
+            .header("x-request-id", &request_id)
+            .body(Body::empty())
+            .unwrap();
+        let me = app.send_anonymous(me).await;
+        let user_id = me.json["data"]["id"].as_i64().unwrap();
+
         let log = captured_log();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains(&request_id)).collect();
+        assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
+        for field in [
+            "client_ip=127.0.0.1".to_owned(),
+            "method=GET".to_owned(),
+            "path=/api/v1/auth/me".to_owned(),
+            "query=\"page=1\"".to_owned(),
+            "status=200".to_owned(),
+            format!("user_id={user_id}"),
+            "latency_ms=".to_owned(),
+        ] {
+            assert!(lines[0].contains(&field), "{field} in {}", lines[0]);
+        }
+        assert!(lines[0].starts_with("20"), "the line starts with its time: {}", lines[0]);
         for secret in [&password, &access, &refresh, &new_access, &new_refresh, &app.admin_token] {
             assert!(!log.contains(secret.as_str()), "a secret reached the log");
         }
