@@ -20,6 +20,7 @@ use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
+use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
 
@@ -103,5 +104,11 @@ pub fn build_app(state: AppState) -> Router {
             state.config.clone(),
             middleware::request_context,
         ))
+        // Nothing logs headers today; marked sensitive, they stay redacted if anything ever does.
+        .layer(SetSensitiveHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+        ]))
         .with_state(state)
 }
