@@ -329,6 +329,68 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
     }
 }
 
+/// Most items one batch request may carry (SPEC §5).
+pub const MAX_BATCH_ITEMS: usize = 1000;
+
+/// A batch body `{"items": [...]}`, each item read like a single body; a problem of item `i`
+/// is reported with `"index": i`. Also the shape of a batch's answer.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Batch<T> {
+    pub items: Vec<T>,
+}
+
+impl<T: FromJsonObject> FromJsonObject for Batch<T> {
+    fn read(o: &mut ObjectReader<'_, '_>) -> Option<Self> {
+        let raw_items = o.array("items")?;
+        if !(1..=MAX_BATCH_ITEMS).contains(&raw_items.len()) {
+            o.fail("items", format!("must hold 1 to {MAX_BATCH_ITEMS} items"));
+            return None;
+        }
+        let mut items = Vec::with_capacity(raw_items.len());
+        let mut all_valid = true;
+        for (index, raw) in raw_items.into_iter().enumerate() {
+            let item =
+                ObjectReader::open(raw, Some(index), "items", o.errors()).and_then(|mut reader| {
+                    let item = T::read(&mut reader);
+                    reader.finish();
+                    item
+                });
+            match item {
+                Some(item) => items.push(item),
+                None => all_valid = false,
+            }
+        }
+        all_valid.then_some(Self { items })
+    }
+}
+
+/// Refuses a batch that names one key twice: which of the two should win is anyone's guess.
+pub fn reject_repeated_keys<K: std::hash::Hash + Eq>(
+    keys: impl Iterator<Item = K>,
+    key_names: &'static str,
+) -> Result<(), ApiError> {
+    let mut first_seen = std::collections::HashMap::new();
+    let mut errors = Vec::new();
+    for (index, key) in keys.enumerate() {
+        if let Some(first) = first_seen.get(&key) {
+            errors.push(
+                FieldError::new(
+                    "items",
+                    format!("repeats the ({key_names}) of item {first}"),
+                )
+                .at(Some(index)),
+            );
+        } else {
+            first_seen.insert(key, index);
+        }
+    }
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 /// The `{id}` of a resource path: a positive 64-bit integer, else 422.
 #[derive(Debug, Clone, Copy)]
 pub struct IdPath(pub i64);

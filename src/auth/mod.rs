@@ -99,6 +99,21 @@ impl AuthUser {
         }
     }
 
+    /// Writing a batch with any foreign seller is forbidden (403), naming the first such item.
+    pub fn may_write_all<'s>(
+        &self,
+        sellers: impl Iterator<Item = &'s SellerId>,
+    ) -> Result<(), ApiError> {
+        for (index, seller) in sellers.enumerate() {
+            if !self.owns(seller) {
+                return Err(ApiError::Forbidden(
+                    format!("item {index}: you may not write data of this seller_id").into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Reading another seller's row by id looks exactly like a missing row (404).
     pub fn may_read(&self, seller: &SellerId) -> Result<(), ApiError> {
         if self.owns(seller) {

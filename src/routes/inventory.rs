@@ -2,7 +2,7 @@
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,12 +12,18 @@ use crate::domain::{
     Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, SellerId, SellerSku, StockLevel,
 };
 use crate::error::{ApiError, Envelope};
-use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
-use crate::routes::Page;
+use crate::extract::{
+    reject_repeated_keys, Batch, FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson,
+};
+use crate::routes::{Page, BATCH_BODY_LIMIT};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    let batch = OpenApiRouter::new()
+        .routes(routes!(upsert_inventory_batch))
+        .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
     OpenApiRouter::new()
+        .merge(batch)
         .routes(routes!(upsert_inventory, list_inventory))
         .routes(routes!(get_inventory, delete_inventory))
 }
@@ -131,4 +137,30 @@ pub async fn delete_inventory(
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
     let deleted = app.store.delete_inventory(id, &caller.scope()).await?;
     Ok(Json(Envelope::success(deleted)))
+}
+
+/// Create or update up to 1000 rows at once, all or nothing.
+///
+/// `{"items": [...]}` with 1 to 1000 items of the single-write shape. Every item is checked
+/// first (each problem reported with its `index`); the same key twice in one batch is 422; a
+/// seller caller with any item of another seller gets 403 naming the item; then all rows are
+/// written in one transaction, or none. `data.items` are the stored rows in input order.
+#[utoipa::path(post, path = "/api/v1/inventory/batch", tag = "inventory",
+    request_body(content = Batch<InventoryInput>, example = json!({"items": [{"seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "child_asin": "B0CHILD00001", "seller_sku": "SKU0000000001", "market_place_id": "US", "inventory": 120}]})),
+    responses(
+        (status = 200, description = "the stored rows, in input order", body = Envelope<Batch<Inventory>>),
+        crate::routes::BatchErrors,
+    ))]
+pub async fn upsert_inventory_batch(
+    State(app): State<AppState>,
+    caller: AuthUser,
+    ValidJson(batch): ValidJson<Batch<InventoryInput>>,
+) -> Result<Json<Envelope<Batch<Inventory>>>, ApiError> {
+    reject_repeated_keys(
+        batch.items.iter().map(InventoryInput::key),
+        "seller_id, market_place_id, seller_sku",
+    )?;
+    caller.may_write_all(batch.items.iter().map(|item| &item.seller_id))?;
+    let saved = app.store.upsert_inventories(&batch.items).await?;
+    Ok(Json(Envelope::success(Batch { items: saved })))
 }

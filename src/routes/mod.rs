@@ -27,6 +27,8 @@ use crate::AppState;
 
 /// Largest body of a single write (SPEC §7).
 pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
+/// Largest body of a batch write (SPEC §7).
+pub const BATCH_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 #[derive(OpenApi)]
 #[openapi(
@@ -214,6 +216,28 @@ pub enum WriteErrors {
         example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8",
             "detail": [{"field": "seller_id", "message": "must be 8 to 20 letters or digits"},
                        {"field": "period", "message": "is required"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of a batch endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum BatchErrors {
+    #[response(
+        status = 403,
+        description = "a seller caller sent an item of another seller (the message names the item)"
+    )]
+    Foreign(ErrorBody),
+    #[response(status = 413, description = "body larger than 4 MiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "body is not application/json")]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "not 1 to 1000 items, an invalid item (each problem with its `index`), or one key twice",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8",
+            "detail": [{"index": 3, "field": "seller_sku", "message": "must be 10 to 30 letters or digits"},
+                       {"index": 7, "field": "items", "message": "repeats the (seller_id, market_place_id, seller_sku) of item 2"}]}))]
     Invalid(ErrorBody),
     #[response(status = 503, description = "database unavailable")]
     Unavailable(ErrorBody),

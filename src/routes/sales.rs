@@ -2,7 +2,7 @@
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::Json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -12,12 +12,18 @@ use crate::domain::{
     Asin, Marketplace, Money, Period, SalesTarget, SalesTargetFilter, SalesTargetInput, SellerId,
 };
 use crate::error::{ApiError, Envelope};
-use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
-use crate::routes::Page;
+use crate::extract::{
+    reject_repeated_keys, Batch, FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson,
+};
+use crate::routes::{Page, BATCH_BODY_LIMIT};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    let batch = OpenApiRouter::new()
+        .routes(routes!(upsert_sales_targets_batch))
+        .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
     OpenApiRouter::new()
+        .merge(batch)
         .routes(routes!(upsert_sales_target, list_sales_targets))
         .routes(routes!(get_sales_target, delete_sales_target))
 }
@@ -127,4 +133,30 @@ pub async fn delete_sales_target(
 ) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
     let deleted = app.store.delete_sales_target(id, &caller.scope()).await?;
     Ok(Json(Envelope::success(deleted)))
+}
+
+/// Create or update up to 1000 rows at once, all or nothing.
+///
+/// `{"items": [...]}` with 1 to 1000 items of the single-write shape. Every item is checked
+/// first (each problem reported with its `index`); the same key twice in one batch is 422; a
+/// seller caller with any item of another seller gets 403 naming the item; then all rows are
+/// written in one transaction, or none. `data.items` are the stored rows in input order.
+#[utoipa::path(post, path = "/api/v1/sales/target/batch", tag = "sales targets",
+    request_body(content = Batch<SalesTargetInput>, example = json!({"items": [{"seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "market_place_id": "US", "period": "2026-11", "sales_target": 15000.5}]})),
+    responses(
+        (status = 200, description = "the stored rows, in input order", body = Envelope<Batch<SalesTarget>>),
+        crate::routes::BatchErrors,
+    ))]
+pub async fn upsert_sales_targets_batch(
+    State(app): State<AppState>,
+    caller: AuthUser,
+    ValidJson(batch): ValidJson<Batch<SalesTargetInput>>,
+) -> Result<Json<Envelope<Batch<SalesTarget>>>, ApiError> {
+    reject_repeated_keys(
+        batch.items.iter().map(SalesTargetInput::key),
+        "seller_id, parent_asin, market_place_id, period",
+    )?;
+    caller.may_write_all(batch.items.iter().map(|item| &item.seller_id))?;
+    let saved = app.store.upsert_sales_targets(&batch.items).await?;
+    Ok(Json(Envelope::success(Batch { items: saved })))
 }

@@ -51,6 +51,13 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_sales_target(&self, item: &SalesTargetInput)
         -> Result<SalesTarget, StoreError>;
 
+    /// Upserts every item in one transaction with multi-row statements: all are written, or
+    /// none. Returns the stored rows in input order. Keys must be distinct.
+    async fn upsert_sales_targets(
+        &self,
+        items: &[SalesTargetInput],
+    ) -> Result<Vec<SalesTarget>, StoreError>;
+
     /// The target with this id, or `NotFound`.
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError>;
 
@@ -68,6 +75,13 @@ pub trait Store: Send + Sync + 'static {
     /// Creates the stock row for (seller, marketplace, SKU), or updates the one that exists.
     /// One atomic statement: safe under any number of concurrent writes.
     async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError>;
+
+    /// Upserts every item in one transaction with multi-row statements: all are written, or
+    /// none. Returns the stored rows in input order. Keys must be distinct.
+    async fn upsert_inventories(
+        &self,
+        items: &[InventoryInput],
+    ) -> Result<Vec<Inventory>, StoreError>;
 
     /// The inventory row with this id, or `NotFound`.
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError>;
@@ -379,6 +393,112 @@ fn scope_condition(scope: &Scope) -> (String, Vec<&str>) {
         (clause, binds) if clause.is_empty() => (String::new(), binds),
         (clause, binds) => (clause.replacen(" WHERE ", " AND ", 1), binds),
     }
+}
+
+/// The columns an upsert writes, and how each backend finishes the statement.
+const SALES_INSERT: &str = "INSERT INTO sales_targets \
+     (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) ";
+const INVENTORY_INSERT: &str = "INSERT INTO inventory \
+     (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) ";
+
+/// Pushes the `VALUES (...), (...)` of a sales-target upsert.
+fn push_sales_values<'a, DB: Backend>(
+    qb: &mut sqlx::QueryBuilder<'a, DB>,
+    items: &'a [SalesTargetInput],
+    now: chrono::NaiveDateTime,
+) where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    chrono::NaiveDateTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push_values(items, |mut row, item| {
+        row.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.period.as_str())
+            .push_bind(item.sales_target.cents())
+            .push_bind(now)
+            .push_bind(now);
+    });
+}
+
+/// Pushes the `VALUES (...), (...)` of an inventory upsert.
+fn push_inventory_values<'a, DB: Backend>(
+    qb: &mut sqlx::QueryBuilder<'a, DB>,
+    items: &'a [InventoryInput],
+    now: chrono::NaiveDateTime,
+) where
+    &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    i32: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    chrono::NaiveDateTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+{
+    qb.push_values(items, |mut row, item| {
+        row.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.child_asin.as_str())
+            .push_bind(item.seller_sku.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.inventory.get())
+            .push_bind(now)
+            .push_bind(now);
+    });
+}
+
+/// `rows` (in whatever order the database returned them) in the order of `inputs`, matched by
+/// upsert key.
+fn in_input_order<I, R, K>(
+    inputs: &[I],
+    rows: Vec<R>,
+    input_key: impl Fn(&I) -> K,
+    row_key: impl Fn(&R) -> K,
+) -> Result<Vec<R>, StoreError>
+where
+    K: std::hash::Hash + Eq,
+{
+    let mut by_key: std::collections::HashMap<K, R> =
+        rows.into_iter().map(|r| (row_key(&r), r)).collect();
+    inputs
+        .iter()
+        .map(|input| {
+            by_key
+                .remove(&input_key(input))
+                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+        })
+        .collect()
+}
+
+fn sales_key(t: &SalesTarget) -> (String, String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.parent_asin.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.period.as_str().to_owned(),
+    )
+}
+
+fn sales_input_key(t: &SalesTargetInput) -> (String, String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.parent_asin.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.period.as_str().to_owned(),
+    )
+}
+
+fn inventory_key(t: &Inventory) -> (String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.seller_sku.as_str().to_owned(),
+    )
+}
+
+fn inventory_input_key(t: &InventoryInput) -> (String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.seller_sku.as_str().to_owned(),
+    )
 }
 
 /// Bounds under which the shared statements below run on a backend's pool.

@@ -10,12 +10,13 @@ use std::time::Duration;
 
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions, MySqlRow};
-use sqlx::{FromRow, MySqlPool};
+use sqlx::{FromRow, MySql, MySqlPool, QueryBuilder};
 
 use super::{
-    get_row, inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError,
-    InventoryRow, Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY,
-    SALES_TARGETS,
+    get_row, in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
+    push_inventory_values, push_sales_values, sales_conditions, sales_input_key, sales_key,
+    scope_condition, ConnectError, InventoryRow, Listed, SalesTargetRow, Store, StoreError,
+    StoreOptions, Table, INVENTORY, INVENTORY_INSERT, SALES_INSERT, SALES_TARGETS,
 };
 use crate::domain::{
     Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
@@ -105,8 +106,82 @@ mod auth {
     auth_queries!(sqlx::MySql, " FOR UPDATE");
 }
 
+impl MySqlStore {
+    /// The batch upsert of sales targets, once; `upsert_sales_targets` retries it on deadlock.
+    async fn try_upsert_sales_targets(
+        &self,
+        items: &[SalesTargetInput],
+    ) -> Result<Vec<SalesTarget>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut insert = QueryBuilder::<MySql>::new(SALES_INSERT);
+        push_sales_values(&mut insert, items, Timestamp::now().naive_utc());
+        insert.push(
+            " ON DUPLICATE KEY UPDATE \
+               sales_target_cents = VALUES(sales_target_cents), update_time = VALUES(update_time)",
+        );
+        insert.build().execute(&mut *tx).await?;
+        let mut select = QueryBuilder::<MySql>::new(format!(
+            "SELECT {} FROM sales_targets WHERE (seller_id, parent_asin, market_place_id, period) IN ",
+            SALES_TARGETS.columns
+        ));
+        select.push_tuples(items, |mut key, item| {
+            key.push_bind(item.seller_id.as_str())
+                .push_bind(item.parent_asin.as_str())
+                .push_bind(item.market_place_id.as_str())
+                .push_bind(item.period.as_str());
+        });
+        let rows: Vec<SalesTargetRow> = select.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(SalesTarget::from).collect())
+    }
+
+    /// The batch upsert of inventory, once; `upsert_inventories` retries it on deadlock.
+    async fn try_upsert_inventories(
+        &self,
+        items: &[InventoryInput],
+    ) -> Result<Vec<Inventory>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut insert = QueryBuilder::<MySql>::new(INVENTORY_INSERT);
+        push_inventory_values(&mut insert, items, Timestamp::now().naive_utc());
+        insert.push(
+            " ON DUPLICATE KEY UPDATE \
+               parent_asin = VALUES(parent_asin), child_asin = VALUES(child_asin), \
+               inventory = VALUES(inventory), update_time = VALUES(update_time)",
+        );
+        insert.build().execute(&mut *tx).await?;
+        let mut select = QueryBuilder::<MySql>::new(format!(
+            "SELECT {} FROM inventory WHERE (seller_id, market_place_id, seller_sku) IN ",
+            INVENTORY.columns
+        ));
+        select.push_tuples(items, |mut key, item| {
+            key.push_bind(item.seller_id.as_str())
+                .push_bind(item.market_place_id.as_str())
+                .push_bind(item.seller_sku.as_str());
+        });
+        let rows: Vec<InventoryRow> = select.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(Inventory::from).collect())
+    }
+}
+
 #[async_trait::async_trait]
 impl Store for MySqlStore {
+    async fn upsert_sales_targets(
+        &self,
+        items: &[SalesTargetInput],
+    ) -> Result<Vec<SalesTarget>, StoreError> {
+        let rows = retry_on_deadlock(|| self.try_upsert_sales_targets(items)).await?;
+        in_input_order(items, rows, sales_input_key, sales_key)
+    }
+
+    async fn upsert_inventories(
+        &self,
+        items: &[InventoryInput],
+    ) -> Result<Vec<Inventory>, StoreError> {
+        let rows = retry_on_deadlock(|| self.try_upsert_inventories(items)).await?;
+        in_input_order(items, rows, inventory_input_key, inventory_key)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())

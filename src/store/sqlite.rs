@@ -11,12 +11,13 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{FromRow, SqlitePool};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
 use super::{
-    get_row, inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError,
-    InventoryRow, Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY,
-    SALES_TARGETS,
+    get_row, in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
+    push_inventory_values, push_sales_values, sales_conditions, sales_input_key, sales_key,
+    scope_condition, ConnectError, InventoryRow, Listed, SalesTargetRow, Store, StoreError,
+    StoreOptions, Table, INVENTORY, INVENTORY_INSERT, SALES_INSERT, SALES_TARGETS,
 };
 use crate::domain::{
     Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
@@ -128,6 +129,24 @@ impl Store for SqliteStore {
         Ok(row.into())
     }
 
+    async fn upsert_sales_targets(
+        &self,
+        items: &[SalesTargetInput],
+    ) -> Result<Vec<SalesTarget>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(SALES_INSERT);
+        push_sales_values(&mut qb, items, Timestamp::now().naive_utc());
+        qb.push(
+            " ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
+               sales_target_cents = excluded.sales_target_cents, update_time = excluded.update_time \
+             RETURNING ",
+        )
+        .push(SALES_TARGETS.columns);
+        // One statement: all rows are written or none.
+        let rows: Vec<SalesTargetRow> = qb.build_query_as().fetch_all(&self.writer).await?;
+        let rows = rows.into_iter().map(SalesTarget::from).collect();
+        in_input_order(items, rows, sales_input_key, sales_key)
+    }
+
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
         get_row::<_, SalesTargetRow>(&self.reader, SALES_TARGETS, id)
             .await
@@ -180,6 +199,25 @@ impl Store for SqliteStore {
         .fetch_one(&self.writer)
         .await?;
         Ok(row.into())
+    }
+
+    async fn upsert_inventories(
+        &self,
+        items: &[InventoryInput],
+    ) -> Result<Vec<Inventory>, StoreError> {
+        let mut qb = QueryBuilder::<Sqlite>::new(INVENTORY_INSERT);
+        push_inventory_values(&mut qb, items, Timestamp::now().naive_utc());
+        qb.push(
+            " ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
+               parent_asin = excluded.parent_asin, child_asin = excluded.child_asin, \
+               inventory = excluded.inventory, update_time = excluded.update_time \
+             RETURNING ",
+        )
+        .push(INVENTORY.columns);
+        // One statement: all rows are written or none.
+        let rows: Vec<InventoryRow> = qb.build_query_as().fetch_all(&self.writer).await?;
+        let rows = rows.into_iter().map(Inventory::from).collect();
+        in_input_order(items, rows, inventory_input_key, inventory_key)
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {

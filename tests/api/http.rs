@@ -88,6 +88,8 @@ backend_tests! {
             ("/api/v1/inventory/{id}", "get"),
             ("/api/v1/inventory/{id}", "delete"),
             ("/health", "get"),
+            ("/api/v1/sales/target/batch", "post"),
+            ("/api/v1/inventory/batch", "post"),
         ] {
             let operation = &paths[path][method];
             assert!(operation.is_object(), "{method} {path} is documented");

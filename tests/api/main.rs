@@ -4,6 +4,7 @@
 mod helpers;
 
 mod auth;
+mod batch;
 mod binary;
 mod http;
 mod inventory;
