@@ -23,6 +23,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthState;
 use crate::config::Config;
@@ -73,8 +74,9 @@ impl AppState {
     }
 }
 
-/// The complete service. Layers, outermost first: request context (id, error envelope, log),
-/// security headers, panic guard, timeout, routes.
+/// The complete service. Layers, outermost first: sensitive-header marking, request context
+/// (id, client IP, error envelope), request log, HSTS, HTTPS check, CORS, cache and sniffing
+/// headers, panic guard, timeout, routes (where rate limits and body limits sit).
 pub fn build_app(state: AppState) -> Router {
     routes::router(&state.config)
         .layer(TimeoutLayer::with_status_code(
@@ -100,6 +102,14 @@ pub fn build_app(state: AppState) -> Router {
             state.config.clone(),
             middleware::add_hsts,
         ))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(middleware::request_span)
+                .on_request(())
+                .on_response(middleware::log_response)
+                // 5xx are logged once, where they happen, with their cause.
+                .on_failure(()),
+        )
         .layer(axum::middleware::from_fn_with_state(
             state.config.clone(),
             middleware::request_context,

@@ -18,7 +18,6 @@ use sha2::{Digest, Sha256};
 use crate::config::Config;
 use crate::domain::{NewUser, Role, Scope, SellerId, User, Username};
 use crate::error::ApiError;
-use crate::middleware::UserSlot;
 use crate::store::{Store, StoreError};
 use crate::AppState;
 
@@ -230,9 +229,8 @@ impl FromRequestParts<AppState> for AuthUser {
             .load(app.store.as_ref(), id)
             .await?
             .ok_or(ApiError::Unauthorized { token_sent: true })?;
-        if let Some(slot) = parts.extensions.get::<UserSlot>() {
-            slot.set(id);
-        }
+        // The request log line names the caller (see `middleware::request_span`).
+        tracing::Span::current().record("user_id", id);
         Ok(AuthUser::clone(&user))
     }
 }

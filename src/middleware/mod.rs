@@ -1,14 +1,14 @@
 //! Layers between the network and the handlers.
 //!
-//! `request_context` is the outermost: it gives each request its id, resolves the client's IP,
-//! writes every error response as the envelope of SPEC §1 (whoever produced it), and logs one
-//! line per request. `rate_limit` keys its buckets by the `ClientIp` resolved here.
+//! `request_context` is the outermost: it gives each request its id, resolves the client's IP
+//! and writes every error response as the envelope of SPEC §1 (whoever produced it). Inside it,
+//! tower-http's `TraceLayer` logs one line per request (`request_span`, `log_response`).
+//! `rate_limit` keys its buckets by the `ClientIp` resolved here.
 
 pub mod rate_limit;
 
 use std::net::IpAddr;
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::connect_info::MockConnectInfo;
@@ -30,20 +30,6 @@ pub struct RequestId(pub HeaderValue);
 impl RequestId {
     pub fn as_str(&self) -> &str {
         self.0.to_str().unwrap_or_default()
-    }
-}
-
-/// Where the auth extractor leaves the caller's user id for the request log line.
-#[derive(Debug, Clone, Default)]
-pub struct UserSlot(Arc<OnceLock<i64>>);
-
-impl UserSlot {
-    pub fn set(&self, id: i64) {
-        let _ = self.0.set(id);
-    }
-
-    pub fn get(&self) -> Option<i64> {
-        self.0.get().copied()
     }
 }
 
@@ -226,27 +212,45 @@ pub async fn add_hsts(
     response
 }
 
-/// Request id in, request id out; error bodies as the envelope; one log line per request.
+/// The span of one request: everything the request log line reports but the outcome.
+/// `user_id` is filled in by the auth extractor once it knows the caller.
+pub fn request_span(req: &Request) -> tracing::Span {
+    let id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
+    let client = req.extensions().get::<ClientIp>().copied().unwrap_or(ClientIp(None));
+    tracing::info_span!(
+        "request",
+        request_id = %id,
+        client_ip = %client,
+        method = %req.method(),
+        path = %redact_jwts(req.uri().path()),
+        query = req.uri().query().map(redact_query),
+        user_id = tracing::field::Empty,
+    )
+}
+
+/// The request log line: one per request, with the span's fields, status and latency.
+pub fn log_response(response: &Response<Body>, latency: std::time::Duration, span: &tracing::Span) {
+    tracing::info!(
+        parent: span,
+        status = response.status().as_u16(),
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        "request"
+    );
+}
+
+/// Request id in, request id out; the client's address; error bodies as the envelope.
 pub async fn request_context(
     State(config): State<Arc<Config>>,
     mut req: Request,
     next: Next,
 ) -> Response<Body> {
-    let started = Instant::now();
     let id = request_id(req.headers().get(REQUEST_ID_HEADER));
     req.extensions_mut().insert(RequestId(id.clone()));
-    let method = req.method().clone();
-    let path = redact_jwts(req.uri().path());
-    let query = req.uri().query().map(redact_query);
     let client = ClientIp(
         peer_addr(&req).map(|peer| resolve_client_ip(peer, req.headers(), &config.trusted_proxies)),
     );
     req.extensions_mut().insert(client);
-    let user = UserSlot::default();
-    req.extensions_mut().insert(user.clone());
-
-    let span = tracing::info_span!("request", request_id = %id.to_str().unwrap_or_default());
-    let mut response = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let mut response = next.run(req).await;
 
     let status = response.status();
     let is_json = response
@@ -267,18 +271,6 @@ pub async fn request_context(
     }
     response.headers_mut().insert(REQUEST_ID_HEADER, id);
 
-    span.in_scope(|| {
-        tracing::info!(
-            client_ip = %client,
-            method = %method,
-            path = %path,
-            query = query.as_deref(),
-            status = status.as_u16(),
-            user_id = user.get(),
-            latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-            "request"
-        )
-    });
     response
 }
 
