@@ -36,20 +36,35 @@ pub(super) fn error_number(e: &dyn DatabaseError) -> Option<u16> {
         .map(MySqlDatabaseError::number)
 }
 
-fn is_deadlock(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if error_number(&**d) == Some(ER_LOCK_DEADLOCK))
+/// An error that may be InnoDB choosing this transaction as a deadlock victim.
+trait MaybeDeadlock {
+    fn is_deadlock(&self) -> bool;
 }
 
-/// Runs `attempt` again while InnoDB reports a deadlock, with a short growing pause.
-async fn retry_on_deadlock<T, F, Fut>(mut attempt: F) -> Result<T, sqlx::Error>
+impl MaybeDeadlock for sqlx::Error {
+    fn is_deadlock(&self) -> bool {
+        matches!(self, sqlx::Error::Database(d) if error_number(&**d) == Some(ER_LOCK_DEADLOCK))
+    }
+}
+
+impl MaybeDeadlock for StoreError {
+    fn is_deadlock(&self) -> bool {
+        matches!(self, StoreError::Db(e) if e.is_deadlock())
+    }
+}
+
+/// Runs `attempt` again while InnoDB reports a deadlock, with a short growing pause. Every
+/// statement or transaction passed here is safe to repeat from the start.
+async fn retry_on_deadlock<T, E, F, Fut>(mut attempt: F) -> Result<T, E>
 where
+    E: MaybeDeadlock,
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, sqlx::Error>>,
+    Fut: Future<Output = Result<T, E>>,
 {
     let mut tries = 1;
     loop {
         match attempt().await {
-            Err(e) if is_deadlock(&e) && tries < DEADLOCK_ATTEMPTS => {
+            Err(e) if e.is_deadlock() && tries < DEADLOCK_ATTEMPTS => {
                 tokio::time::sleep(Duration::from_millis(2 << tries)).await;
                 tries += 1;
             }
@@ -307,7 +322,7 @@ impl Store for MySqlStore {
     }
 
     async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        let id = auth::create_user(&self.pool, user).await?;
+        let id = retry_on_deadlock(|| auth::create_user(&self.pool, user)).await?;
         auth::get_user(&self.pool, id).await
     }
 
@@ -324,7 +339,7 @@ impl Store for MySqlStore {
     }
 
     async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError> {
-        auth::update_user(&self.pool, id, patch).await?;
+        retry_on_deadlock(|| auth::update_user(&self.pool, id, patch)).await?;
         auth::get_user(&self.pool, id).await
     }
 
@@ -346,11 +361,17 @@ impl Store for MySqlStore {
         next_hash: &str,
         expires_at: Timestamp,
     ) -> Result<Rotation, StoreError> {
-        auth::rotate_refresh_token(&self.pool, presented_hash, next_hash, expires_at).await
+        // Two rotations of one token can deadlock in InnoDB (the winner's insert needs a gap
+        // lock beside the index entry the loser waits on); the retried loser then finds the
+        // token used, which is the answer it should get.
+        retry_on_deadlock(|| {
+            auth::rotate_refresh_token(&self.pool, presented_hash, next_hash, expires_at)
+        })
+        .await
     }
 
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
-        auth::revoke_refresh_family(&self.pool, token_hash).await
+        retry_on_deadlock(|| auth::revoke_refresh_family(&self.pool, token_hash)).await
     }
 
     async fn close(&self) {
