@@ -215,8 +215,16 @@ pub async fn add_hsts(
 /// The span of one request: everything the request log line reports but the outcome.
 /// `user_id` is filled in by the auth extractor once it knows the caller.
 pub fn request_span(req: &Request) -> tracing::Span {
-    let id = req.extensions().get::<RequestId>().map(RequestId::as_str).unwrap_or_default();
-    let client = req.extensions().get::<ClientIp>().copied().unwrap_or(ClientIp(None));
+    let id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(RequestId::as_str)
+        .unwrap_or_default();
+    let client = req
+        .extensions()
+        .get::<ClientIp>()
+        .copied()
+        .unwrap_or(ClientIp(None));
     tracing::info_span!(
         "request",
         request_id = %id,

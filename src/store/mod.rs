@@ -7,6 +7,7 @@
 
 #[macro_use]
 mod auth_sql;
+mod group_commit;
 mod mysql;
 mod sqlite;
 

@@ -13,6 +13,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
+use super::group_commit::Queue;
 use super::{
     get_row, in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
     push_inventory_values, push_sales_values, sales_conditions, sales_input_key, sales_key,
@@ -29,10 +30,12 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 /// How long a statement waits for a lock held by another process (a backup, the shell tool).
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-#[derive(Debug, Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Single-row upserts, written in groups (see `group_commit`).
+    sales: Queue<SalesTargetInput, SalesTarget>,
+    inventory: Queue<InventoryInput, Inventory>,
 }
 
 impl SqliteStore {
@@ -50,6 +53,9 @@ impl SqliteStore {
 
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // A local file cannot go stale under us; the default ping before every use would
+            // double the hand-offs to the connection's worker thread (see bench/RESULTS.md).
+            .test_before_acquire(false)
             // An in-memory database lives only as long as its connection.
             .min_connections(u32::from(in_memory))
             .idle_timeout(None)
@@ -67,11 +73,31 @@ impl SqliteStore {
         } else {
             SqlitePoolOptions::new()
                 .max_connections(options.max_connections)
+                .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
                 .await?
         };
-        Ok(Self { writer, reader })
+        let sales = {
+            let writer = writer.clone();
+            Queue::start(sales_input_key, move |items: Vec<SalesTargetInput>| {
+                let writer = writer.clone();
+                async move { write_sales_targets(&writer, &items).await }
+            })
+        };
+        let inventory = {
+            let writer = writer.clone();
+            Queue::start(inventory_input_key, move |items: Vec<InventoryInput>| {
+                let writer = writer.clone();
+                async move { write_inventories(&writer, &items).await }
+            })
+        };
+        Ok(Self {
+            writer,
+            reader,
+            sales,
+            inventory,
+        })
     }
 
     async fn delete<R>(&self, table: Table, id: i64, scope: &Scope) -> Result<R, StoreError>
@@ -91,6 +117,45 @@ impl SqliteStore {
     }
 }
 
+/// Upserts distinct-key sales targets with one multi-row statement (all or none), returning
+/// the stored rows in input order. Batches and the group-commit queue both write through it.
+async fn write_sales_targets(
+    writer: &SqlitePool,
+    items: &[SalesTargetInput],
+) -> Result<Vec<SalesTarget>, StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(SALES_INSERT);
+    push_sales_values(&mut qb, items, Timestamp::now().naive_utc());
+    qb.push(
+        " ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
+           sales_target_cents = excluded.sales_target_cents, update_time = excluded.update_time \
+         RETURNING ",
+    )
+    .push(SALES_TARGETS.columns);
+    let rows: Vec<SalesTargetRow> = qb.build_query_as().fetch_all(writer).await?;
+    let rows = rows.into_iter().map(SalesTarget::from).collect();
+    in_input_order(items, rows, sales_input_key, sales_key)
+}
+
+/// Upserts distinct-key inventory rows with one multi-row statement (all or none), returning
+/// the stored rows in input order. Batches and the group-commit queue both write through it.
+async fn write_inventories(
+    writer: &SqlitePool,
+    items: &[InventoryInput],
+) -> Result<Vec<Inventory>, StoreError> {
+    let mut qb = QueryBuilder::<Sqlite>::new(INVENTORY_INSERT);
+    push_inventory_values(&mut qb, items, Timestamp::now().naive_utc());
+    qb.push(
+        " ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
+           parent_asin = excluded.parent_asin, child_asin = excluded.child_asin, \
+           inventory = excluded.inventory, update_time = excluded.update_time \
+         RETURNING ",
+    )
+    .push(INVENTORY.columns);
+    let rows: Vec<InventoryRow> = qb.build_query_as().fetch_all(writer).await?;
+    let rows = rows.into_iter().map(Inventory::from).collect();
+    in_input_order(items, rows, inventory_input_key, inventory_key)
+}
+
 /// Users and refresh tokens: the SQL shared with the other backend.
 mod auth {
     auth_queries!(sqlx::Sqlite, "");
@@ -107,44 +172,14 @@ impl Store for SqliteStore {
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        let now = Timestamp::now().naive_utc();
-        let row: SalesTargetRow = sqlx::query_as(
-            "INSERT INTO sales_targets \
-               (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
-             VALUES (?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
-               sales_target_cents = excluded.sales_target_cents, update_time = excluded.update_time \
-             RETURNING id, seller_id, parent_asin, market_place_id, period, sales_target_cents, \
-               create_time, update_time",
-        )
-        .bind(item.seller_id.as_str())
-        .bind(item.parent_asin.as_str())
-        .bind(item.market_place_id.as_str())
-        .bind(item.period.as_str())
-        .bind(item.sales_target.cents())
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(row.into())
+        self.sales.submit(item.clone()).await
     }
 
     async fn upsert_sales_targets(
         &self,
         items: &[SalesTargetInput],
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(SALES_INSERT);
-        push_sales_values(&mut qb, items, Timestamp::now().naive_utc());
-        qb.push(
-            " ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
-               sales_target_cents = excluded.sales_target_cents, update_time = excluded.update_time \
-             RETURNING ",
-        )
-        .push(SALES_TARGETS.columns);
-        // One statement: all rows are written or none.
-        let rows: Vec<SalesTargetRow> = qb.build_query_as().fetch_all(&self.writer).await?;
-        let rows = rows.into_iter().map(SalesTarget::from).collect();
-        in_input_order(items, rows, sales_input_key, sales_key)
+        write_sales_targets(&self.writer, items).await
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
@@ -177,47 +212,14 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError> {
-        let now = Timestamp::now().naive_utc();
-        let row: InventoryRow = sqlx::query_as(
-            "INSERT INTO inventory \
-               (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
-               parent_asin = excluded.parent_asin, child_asin = excluded.child_asin, \
-               inventory = excluded.inventory, update_time = excluded.update_time \
-             RETURNING id, seller_id, parent_asin, child_asin, seller_sku, market_place_id, \
-               inventory, create_time, update_time",
-        )
-        .bind(item.seller_id.as_str())
-        .bind(item.parent_asin.as_str())
-        .bind(item.child_asin.as_str())
-        .bind(item.seller_sku.as_str())
-        .bind(item.market_place_id.as_str())
-        .bind(item.inventory.get())
-        .bind(now)
-        .bind(now)
-        .fetch_one(&self.writer)
-        .await?;
-        Ok(row.into())
+        self.inventory.submit(item.clone()).await
     }
 
     async fn upsert_inventories(
         &self,
         items: &[InventoryInput],
     ) -> Result<Vec<Inventory>, StoreError> {
-        let mut qb = QueryBuilder::<Sqlite>::new(INVENTORY_INSERT);
-        push_inventory_values(&mut qb, items, Timestamp::now().naive_utc());
-        qb.push(
-            " ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
-               parent_asin = excluded.parent_asin, child_asin = excluded.child_asin, \
-               inventory = excluded.inventory, update_time = excluded.update_time \
-             RETURNING ",
-        )
-        .push(INVENTORY.columns);
-        // One statement: all rows are written or none.
-        let rows: Vec<InventoryRow> = qb.build_query_as().fetch_all(&self.writer).await?;
-        let rows = rows.into_iter().map(Inventory::from).collect();
-        in_input_order(items, rows, inventory_input_key, inventory_key)
+        write_inventories(&self.writer, items).await
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# sellerdesk HTTP benchmark. One command:   bench/run.sh
+#
+# Builds the release binary, starts it on a fresh SQLite file with rate limiting off, logs in,
+# seeds 10,000 inventory rows (untimed), then drives it with wrk (64 connections, 15 s each):
+#   (a) single inventory upserts on random seeded SKUs   (b) single sales-target upserts
+#   (c) GET inventory by id                               (d) inventory batches of 100 items
+# and reports req/s (rows/s for batches), p50, p99, non-2xx responses and the server's peak
+# RSS, plus the time from start to the first 200 on /health on the existing database.
+# With BENCH_MYSQL_URL (or TEST_MYSQL_URL) set to a server URL, the same runs on MySQL too,
+# in a fresh database `sellerdesk_bench`.
+#
+# Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
+# BENCH_MYSQL_POOL (the pool size for the MySQL run, 32).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export BENCH_DIR="$PWD/bench"
+DURATION=${BENCH_DURATION:-15s}
+CONNECTIONS=${BENCH_CONNECTIONS:-64}
+THREADS=${BENCH_THREADS:-2}
+PORT=${BENCH_PORT:-8700}
+PASSWORD=bench-admin-password
+MYSQL_URL=${BENCH_MYSQL_URL:-${TEST_MYSQL_URL:-}}
+
+if ! command -v wrk >/dev/null; then
+  echo "installing wrk (Debian package)"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+fi
+cargo build --release --locked --quiet
+BIN="$PWD/target/release/sellerdesk"
+WORK=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
+
+start_server() { # DATABASE_URL POOL
+  env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$1" DATABASE_MAX_CONNECTIONS="$2" \
+    PORT="$PORT" RATE_LIMIT_PER_MINUTE=0 LOGIN_RATE_LIMIT_PER_MINUTE=0 ADMIN_PASSWORD="$PASSWORD" \
+    SECRET_KEY=bench-secret-key-bench-secret-key-0123456789 RUST_LOG=warn LOG_FORMAT=json \
+    "$BIN" serve >>"$WORK/server.log" 2>&1 &
+  SERVER_PID=$!
+  local started; started=$(date +%s%N)
+  until curl -fs "http://127.0.0.1:$PORT/health" >/dev/null 2>&1; do
+    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$WORK/server.log"; exit 1; }
+    sleep 0.005
+  done
+  STARTUP_MS=$(( ($(date +%s%N) - started) / 1000000 ))
+}
+
+stop_server() {
+  kill -TERM "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
+}
+
+peak_rss_mib() {
+  awk '/VmHWM/ { printf "%.1f", $2 / 1024 }' "/proc/$SERVER_PID/status"
+}
+
+login() {
+  curl -fs -X POST "http://127.0.0.1:$PORT/api/v1/auth/token" \
+    -d grant_type=password -d username=admin -d "password=$PASSWORD" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])'
+}
+
+seed() { # 10,000 inventory rows (ids 1..10000 on a fresh database), in batches of 100
+  python3 - "$PORT" "$1" <<'PY'
+import json, sys, urllib.request
+port, token = sys.argv[1], sys.argv[2]
+for start in range(0, 10000, 100):
+    items = [{"seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "child_asin": "B0CHILD00001",
+              "seller_sku": f"SKU{n:010d}", "market_place_id": "US", "inventory": n} for n in range(start, start + 100)]
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/inventory/batch",
+        data=json.dumps({"items": items}).encode(), method="POST",
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
+    urllib.request.urlopen(request).read()
+PY
+}
+
+scenario() { # LABEL SCRIPT TOKEN
+  local line
+  line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/wrk/$2" \
+    "http://127.0.0.1:$PORT" -- "$3" | grep '^RESULT ' | sed 's/^RESULT //')
+  printf '%-28s %s\n' "$1" "$line"
+}
+
+suite() { # LABEL DATABASE_URL POOL
+  echo "== $1 (pool $3, $CONNECTIONS connections, $THREADS wrk threads, $DURATION each, $(nproc) cores)"
+  start_server "$2" "$3"
+  local token; token=$(login)
+  seed "$token"
+  scenario "(a) inventory upsert" inventory_upsert.lua "$token"
+  scenario "(b) sales-target upsert" sales_upsert.lua "$token"
+  scenario "(c) GET inventory by id" get_by_id.lua "$token"
+  scenario "(d) inventory batch x100" inventory_batch.lua "$token"
+  echo "peak RSS: $(peak_rss_mib) MiB"
+  stop_server
+  start_server "$2" "$3"
+  echo "start to first 200 on /health, existing database: ${STARTUP_MS} ms"
+  stop_server
+}
+
+suite "SQLite" "sqlite://$WORK/bench.db" 8
+
+if [ -n "$MYSQL_URL" ]; then
+  base=${MYSQL_URL%/*}
+  mariadb_cli() { python3 - "$MYSQL_URL" "$1" <<'PY'
+import sys, urllib.parse, subprocess
+u = urllib.parse.urlparse(sys.argv[1])
+cmd = ["mariadb", "--protocol=tcp", "-h", u.hostname or "127.0.0.1", "-P", str(u.port or 3306), "-u", u.username or "root"]
+if u.password: cmd.append(f"-p{u.password}")
+subprocess.run(cmd + ["-e", sys.argv[2]], check=True)
+PY
+  }
+  mariadb_cli "DROP DATABASE IF EXISTS sellerdesk_bench; CREATE DATABASE sellerdesk_bench CHARACTER SET utf8mb4"
+  suite "MySQL" "$base/sellerdesk_bench" "${BENCH_MYSQL_POOL:-32}"
+  mariadb_cli "DROP DATABASE IF EXISTS sellerdesk_bench"
+fi
