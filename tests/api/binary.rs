@@ -338,6 +338,59 @@ fn the_token_endpoint_has_a_stricter_limit_against_password_guessing() {
 }
 
 #[test]
+fn every_acknowledged_write_survives_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let vars = [
+        ("ADMIN_PASSWORD", "durable-admin-password"),
+        ("RATE_LIMIT_PER_MINUTE", "0"),
+    ];
+    let (mut server, _console) = start(dir.path(), port, &vars);
+    wait_until_healthy(port);
+    let token = login(port, "admin", "durable-admin-password");
+
+    // Concurrent single upserts (written through group commit) and a batch, all acknowledged.
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let token = token.clone();
+            std::thread::spawn(move || {
+                (0..40)
+                    .filter(|i| {
+                        let body = format!(
+                            r#"{{"seller_id":"A1SELLER0001","parent_asin":"B0PARENT0001","child_asin":"B0CHILD00001","seller_sku":"SKU{w:03}{i:07}","market_place_id":"US","inventory":{i}}}"#
+                        );
+                        let request = format!(
+                            "POST /api/v1/inventory HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        http(port, &request).is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
+                    })
+                    .count()
+            })
+        })
+        .collect();
+    let acknowledged: usize = writers.into_iter().map(|w| w.join().unwrap()).sum();
+    assert_eq!(acknowledged, 320);
+    signal(&server, "KILL");
+    server.wait().unwrap();
+
+    let (mut server, _console) = start(dir.path(), port, &vars);
+    wait_until_healthy(port);
+    let token = login(port, "admin", "durable-admin-password");
+    let response = http(
+        port,
+        &format!("GET /api/v1/inventory?size=1 HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"),
+    )
+    .unwrap();
+    assert!(
+        response.contains(r#""total":320"#),
+        "every acknowledged row is there: {response}"
+    );
+    signal(&server, "TERM");
+    assert!(wait_for_exit(&mut server).success());
+}
+
+#[test]
 fn migrate_applies_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();
     let output = command(
