@@ -11,7 +11,7 @@
 # in a fresh database `sellerdesk_bench`.
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
-# BENCH_MYSQL_POOL (the pool size for the MySQL run, 32).
+# BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -96,7 +96,7 @@ suite() { # LABEL DATABASE_URL POOL
   stop_server
 }
 
-suite "SQLite" "sqlite://$WORK/bench.db" 8
+suite "SQLite" "sqlite://$WORK/bench.db" "${BENCH_SQLITE_POOL:-8}"
 
 if [ -n "$MYSQL_URL" ]; then
   base=${MYSQL_URL%/*}

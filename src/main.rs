@@ -8,6 +8,12 @@ use std::time::Duration;
 
 mod cli;
 
+/// mimalloc instead of glibc's allocator: the request path allocates a lot of small, short-lived
+/// objects, and under load glibc's malloc/free were the largest item in the profile
+/// (bench/RESULTS.md has the before and after).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use sellerdesk::auth::{bootstrap_admin, BootstrapAdmin};
 use sellerdesk::config::{AppEnv, Config, LogFormat};
 use sellerdesk::store::{self, StoreOptions};
