@@ -402,15 +402,16 @@ const SALES_INSERT: &str = "INSERT INTO sales_targets \
 const INVENTORY_INSERT: &str = "INSERT INTO inventory \
      (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) ";
 
-/// Pushes the `VALUES (...), (...)` of a sales-target upsert.
-fn push_sales_values<'a, DB: Backend>(
+/// Pushes the `VALUES (...), (...)` of a sales-target upsert. `now` is bound as given: SQLite
+/// passes it pre-formatted, because sqlx would otherwise format a timestamp twice per row.
+fn push_sales_values<'a, DB: Backend, T>(
     qb: &mut sqlx::QueryBuilder<'a, DB>,
     items: &'a [SalesTargetInput],
-    now: chrono::NaiveDateTime,
+    now: T,
 ) where
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     i64: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    chrono::NaiveDateTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    T: sqlx::Encode<'a, DB> + sqlx::Type<DB> + Copy + Send + 'a,
 {
     qb.push_values(items, |mut row, item| {
         row.push_bind(item.seller_id.as_str())
@@ -423,15 +424,15 @@ fn push_sales_values<'a, DB: Backend>(
     });
 }
 
-/// Pushes the `VALUES (...), (...)` of an inventory upsert.
-fn push_inventory_values<'a, DB: Backend>(
+/// Pushes the `VALUES (...), (...)` of an inventory upsert; `now` as for `push_sales_values`.
+fn push_inventory_values<'a, DB: Backend, T>(
     qb: &mut sqlx::QueryBuilder<'a, DB>,
     items: &'a [InventoryInput],
-    now: chrono::NaiveDateTime,
+    now: T,
 ) where
     &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
     i32: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    chrono::NaiveDateTime: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
+    T: sqlx::Encode<'a, DB> + sqlx::Type<DB> + Copy + Send + 'a,
 {
     qb.push_values(items, |mut row, item| {
         row.push_bind(item.seller_id.as_str())
