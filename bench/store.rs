@@ -67,11 +67,11 @@ async fn run(label: &str, url: &str) {
 
     // The same single-row upserts from 64 concurrent tasks, as the HTTP benchmark's 64
     // connections issue them: what the storage layer can do under that load.
-    let store = std::sync::Arc::from(store);
     let started = Instant::now();
     let tasks: Vec<_> = (0..CONCURRENCY)
         .map(|t| {
             let store: std::sync::Arc<dyn Store> = std::sync::Arc::clone(&store);
+            // (`store::connect` already returns an `Arc<dyn Store>`.)
             tokio::spawn(async move {
                 let mut rng = Lcg(u64::from(t));
                 for round in 0..SINGLE_ROUNDS / CONCURRENCY {
