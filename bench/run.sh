@@ -11,7 +11,8 @@
 # in a fresh database `sellerdesk_bench`.
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
-# BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32).
+# BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
+# BENCH_SCENARIOS (which of "a b c d" to run; all by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -74,6 +75,7 @@ PY
 }
 
 scenario() { # LABEL SCRIPT TOKEN
+  case " ${BENCH_SCENARIOS:-a b c d} " in *" ${1:1:1} "*) ;; *) return 0 ;; esac
   local line
   line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/wrk/$2" \
     "http://127.0.0.1:$PORT" -- "$3" | grep '^RESULT ' | sed 's/^RESULT //')
