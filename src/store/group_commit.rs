@@ -1,10 +1,11 @@
-//! Group commit for SQLite's single-row upserts.
+//! Group commit for SQLite's single-row upserts, and the same coalescing for reads by id.
 //!
 //! Every statement sqlx runs on SQLite is a hand-off to the connection's worker thread and
-//! back; profiling showed those wake-ups, not SQLite, were most of the cost of a write. So
+//! back; profiling showed those wake-ups, not SQLite, were most of the cost of a request. So
 //! single upserts are queued here, and one task writes whatever is waiting when the writer is
 //! free as one multi-row statement (the same one a batch request uses), then answers each
-//! waiter with its own row. With one request in flight this is one single-row statement, as
+//! waiter with its own row. Reads by id queue the same way and are fetched together with
+//! `WHERE id IN (...)`. With one request in flight this is one single-row statement, as
 //! before; under load, one hand-off serves many requests.
 //!
 //! A statement never holds one key twice: a repeat waits for the next statement, so the last

@@ -15,7 +15,7 @@ use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
 use super::group_commit::Queue;
 use super::{
-    get_row, in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
+    in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
     push_inventory_values, push_sales_values, sales_conditions, sales_input_key, sales_key,
     scope_condition, ConnectError, InventoryRow, Listed, SalesTargetRow, Store, StoreError,
     StoreOptions, Table, INVENTORY, INVENTORY_INSERT, SALES_INSERT, SALES_TARGETS,
@@ -36,6 +36,9 @@ pub struct SqliteStore {
     /// Single-row upserts, written in groups (see `group_commit`).
     sales: Queue<SalesTargetInput, SalesTarget>,
     inventory: Queue<InventoryInput, Inventory>,
+    /// Reads by id, coalesced the same way into `WHERE id IN (...)`.
+    sales_reads: Queue<i64, Option<SalesTarget>>,
+    inventory_reads: Queue<i64, Option<Inventory>>,
 }
 
 impl SqliteStore {
@@ -92,11 +95,36 @@ impl SqliteStore {
                 async move { write_inventories(&writer, &items).await }
             })
         };
+        let sales_reads = {
+            let reader = reader.clone();
+            Queue::start(
+                |id: &i64| *id,
+                move |ids: Vec<i64>| {
+                    let reader = reader.clone();
+                    async move {
+                        rows_by_ids::<SalesTargetRow, SalesTarget>(&reader, SALES_TARGETS, &ids)
+                            .await
+                    }
+                },
+            )
+        };
+        let inventory_reads = {
+            let reader = reader.clone();
+            Queue::start(
+                |id: &i64| *id,
+                move |ids: Vec<i64>| {
+                    let reader = reader.clone();
+                    async move { rows_by_ids::<InventoryRow, Inventory>(&reader, INVENTORY, &ids).await }
+                },
+            )
+        };
         Ok(Self {
             writer,
             reader,
             sales,
             inventory,
+            sales_reads,
+            inventory_reads,
         })
     }
 
@@ -164,6 +192,51 @@ async fn write_inventories(
     in_input_order(items, rows, inventory_input_key, inventory_key)
 }
 
+/// The rows of `table` with these (distinct) ids, in the order of `ids`; `None` where none.
+async fn rows_by_ids<Row, T>(
+    reader: &SqlitePool,
+    table: Table,
+    ids: &[i64],
+) -> Result<Vec<Option<T>>, StoreError>
+where
+    Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    T: From<Row> + HasId,
+{
+    let mut qb = QueryBuilder::<Sqlite>::new(format!(
+        "SELECT {} FROM {} WHERE id IN (",
+        table.columns, table.name
+    ));
+    let mut list = qb.separated(", ");
+    for id in ids {
+        list.push_bind(*id);
+    }
+    list.push_unseparated(")");
+    let rows: Vec<Row> = qb.build_query_as().fetch_all(reader).await?;
+    let mut by_id: std::collections::HashMap<i64, T> = rows
+        .into_iter()
+        .map(T::from)
+        .map(|row| (row.id(), row))
+        .collect();
+    Ok(ids.iter().map(|id| by_id.remove(id)).collect())
+}
+
+/// A stored record's id, for matching coalesced reads to their requests.
+trait HasId {
+    fn id(&self) -> i64;
+}
+
+impl HasId for SalesTarget {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
+impl HasId for Inventory {
+    fn id(&self) -> i64 {
+        self.id
+    }
+}
+
 /// Users and refresh tokens: the SQL shared with the other backend.
 mod auth {
     auth_queries!(sqlx::Sqlite, "");
@@ -191,9 +264,10 @@ impl Store for SqliteStore {
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
-        get_row::<_, SalesTargetRow>(&self.reader, SALES_TARGETS, id)
-            .await
-            .map(Into::into)
+        self.sales_reads
+            .submit(id)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn list_sales_targets(
@@ -231,9 +305,10 @@ impl Store for SqliteStore {
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
-        get_row::<_, InventoryRow>(&self.reader, INVENTORY, id)
-            .await
-            .map(Into::into)
+        self.inventory_reads
+            .submit(id)
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 
     async fn list_inventory(
