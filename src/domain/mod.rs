@@ -22,6 +22,12 @@ use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
 use validator::ValidateLength;
 
+/// Whether `value` is `min..=max` long and every byte is an ASCII byte `allowed` accepts: the
+/// shape of every identifier rule (seller ids, ASINs, SKUs, marketplaces, usernames).
+pub(crate) fn ascii_token(value: &str, min: u64, max: u64, allowed: fn(u8) -> bool) -> bool {
+    value.validate_length(Some(min), Some(max), None) && value.bytes().all(allowed)
+}
+
 /// Declares a string identifier of ASCII letters and digits with a length range.
 macro_rules! alnum_id {
     ($(#[$doc:meta])* $name:ident, $min:literal ..= $max:literal, $example:literal) => {
@@ -37,9 +43,7 @@ macro_rules! alnum_id {
 
             /// Accepts the value exactly as sent: no trimming, no case folding.
             pub fn parse(value: &str) -> Result<Self, &'static str> {
-                let fits = value.validate_length(Some($min), Some($max), None)
-                    && value.bytes().all(|b| b.is_ascii_alphanumeric());
-                if fits {
+                if ascii_token(value, $min, $max, |b| b.is_ascii_alphanumeric()) {
                     Ok(Self(value.to_owned()))
                 } else {
                     Err(Self::RULE)
@@ -95,9 +99,7 @@ impl Marketplace {
     pub const RULE: &'static str = "must be 2 upper-case letters, such as US";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        if value.validate_length(None, None, Some(2))
-            && value.bytes().all(|b| b.is_ascii_uppercase())
-        {
+        if ascii_token(value, 2, 2, |b| b.is_ascii_uppercase()) {
             Ok(Self(value.to_owned()))
         } else {
             Err(Self::RULE)

@@ -43,11 +43,8 @@ impl Username {
     pub const RULE: &'static str = "must be 3 to 64 letters, digits or . _ @ -";
 
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        let fits = value.validate_length(Some(3), Some(64), None)
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-'));
-        if fits {
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'@' | b'-');
+        if super::ascii_token(value, 3, 64, allowed) {
             Ok(Self(value.to_owned()))
         } else {
             Err(Self::RULE)
