@@ -52,7 +52,7 @@ async fn run(label: &str, url: &str) {
     .expect("the benchmark database opens");
     for start in (0..KEYS).step_by(100) {
         let batch: Vec<_> = (start..start + 100).map(|n| item(n, n)).collect();
-        store.upsert_inventories(&batch).await.expect("seed");
+        store.upsert_inventories(batch).await.expect("seed");
     }
 
     let mut rng = Lcg(42);
@@ -92,7 +92,7 @@ async fn run(label: &str, url: &str) {
     for round in 0..BATCHES {
         let first = rng.next(KEYS - 100);
         let batch: Vec<_> = (first..first + 100).map(|n| item(n, round)).collect();
-        store.upsert_inventories(&batch).await.expect("batch");
+        store.upsert_inventories(batch).await.expect("batch");
     }
     let batched = per_second(BATCHES * 100, started.elapsed());
 

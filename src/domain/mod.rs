@@ -8,15 +8,16 @@ mod inventory;
 mod money;
 mod period;
 mod sales;
+mod timestamp;
 mod user;
 
 pub use inventory::{Inventory, InventoryFilter, InventoryInput};
 pub use money::Money;
 pub use period::Period;
 pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput};
+pub use timestamp::Timestamp;
 pub use user::{NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch, Username};
 
-use chrono::{DateTime, SubsecRound, Utc};
 use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr, Schema};
@@ -167,56 +168,6 @@ impl utoipa::PartialSchema for StockLevel {
 }
 
 impl utoipa::ToSchema for StockLevel {}
-
-/// A moment in UTC, kept to the microsecond (what MySQL's `DATETIME(6)` holds), and written
-/// as RFC 3339 with `Z`: `2026-11-21T10:30:00.123456Z`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Timestamp(DateTime<Utc>);
-
-impl Timestamp {
-    /// The current time, truncated to what both databases store, so that a value returned
-    /// from a write equals the value a later read returns.
-    pub fn now() -> Self {
-        Self(Utc::now().trunc_subsecs(6))
-    }
-
-    pub fn from_naive_utc(value: chrono::NaiveDateTime) -> Self {
-        Self(value.and_utc())
-    }
-
-    pub fn naive_utc(self) -> chrono::NaiveDateTime {
-        self.0.naive_utc()
-    }
-
-    /// This moment plus `duration` (token expiry).
-    pub fn plus(self, duration: std::time::Duration) -> Self {
-        Self(self.0 + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX))
-    }
-
-    /// Seconds since the Unix epoch (JWT `iat`/`exp`).
-    pub fn unix(self) -> i64 {
-        self.0.timestamp()
-    }
-}
-
-impl Serialize for Timestamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_str(&self.0.format("%Y-%m-%dT%H:%M:%S%.6fZ"))
-    }
-}
-
-impl utoipa::PartialSchema for Timestamp {
-    fn schema() -> RefOr<Schema> {
-        ObjectBuilder::new()
-            .schema_type(Type::String)
-            .format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
-            .description(Some("UTC, RFC 3339 with microseconds and Z"))
-            .examples([serde_json::json!("2026-11-21T10:30:00.123456Z")])
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for Timestamp {}
 
 /// Which sellers' rows a caller may touch: every seller (admins, the shell) or a fixed set.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -161,6 +161,6 @@ pub async fn upsert_inventory_batch(
         "seller_id, market_place_id, seller_sku",
     )?;
     caller.may_write_all(batch.items.iter().map(|item| &item.seller_id))?;
-    let saved = app.store.upsert_inventories(&batch.items).await?;
+    let saved = app.store.upsert_inventories(batch.items).await?;
     Ok(Json(Envelope::success(Batch { items: saved })))
 }

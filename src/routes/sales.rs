@@ -157,6 +157,6 @@ pub async fn upsert_sales_targets_batch(
         "seller_id, parent_asin, market_place_id, period",
     )?;
     caller.may_write_all(batch.items.iter().map(|item| &item.seller_id))?;
-    let saved = app.store.upsert_sales_targets(&batch.items).await?;
+    let saved = app.store.upsert_sales_targets(batch.items).await?;
     Ok(Json(Envelope::success(Batch { items: saved })))
 }

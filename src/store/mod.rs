@@ -56,7 +56,7 @@ pub trait Store: Send + Sync + 'static {
     /// none. Returns the stored rows in input order. Keys must be distinct.
     async fn upsert_sales_targets(
         &self,
-        items: &[SalesTargetInput],
+        items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError>;
 
     /// The target with this id, or `NotFound`.
@@ -81,7 +81,7 @@ pub trait Store: Send + Sync + 'static {
     /// none. Returns the stored rows in input order. Keys must be distinct.
     async fn upsert_inventories(
         &self,
-        items: &[InventoryInput],
+        items: Vec<InventoryInput>,
     ) -> Result<Vec<Inventory>, StoreError>;
 
     /// The inventory row with this id, or `NotFound`.

@@ -183,18 +183,18 @@ impl MySqlStore {
 impl Store for MySqlStore {
     async fn upsert_sales_targets(
         &self,
-        items: &[SalesTargetInput],
+        items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        let rows = retry_on_deadlock(|| self.try_upsert_sales_targets(items)).await?;
-        in_input_order(items, rows, sales_input_key, sales_key)
+        let rows = retry_on_deadlock(|| self.try_upsert_sales_targets(&items)).await?;
+        in_input_order(&items, rows, sales_input_key, sales_key)
     }
 
     async fn upsert_inventories(
         &self,
-        items: &[InventoryInput],
+        items: Vec<InventoryInput>,
     ) -> Result<Vec<Inventory>, StoreError> {
-        let rows = retry_on_deadlock(|| self.try_upsert_inventories(items)).await?;
-        in_input_order(items, rows, inventory_input_key, inventory_key)
+        let rows = retry_on_deadlock(|| self.try_upsert_inventories(&items)).await?;
+        in_input_order(&items, rows, inventory_input_key, inventory_key)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -13,12 +13,15 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
 
+use upsert::upsert;
+
+mod upsert;
+
 use super::group_commit::Queue;
 use super::{
-    in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
-    push_inventory_values, push_sales_values, sales_conditions, sales_input_key, sales_key,
+    inventory_conditions, inventory_input_key, list_rows, sales_conditions, sales_input_key,
     scope_condition, ConnectError, InventoryRow, Listed, SalesTargetRow, Store, StoreError,
-    StoreOptions, Table, INVENTORY, INVENTORY_INSERT, SALES_INSERT, SALES_TARGETS,
+    StoreOptions, Table, INVENTORY, SALES_TARGETS,
 };
 use crate::domain::{
     Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
@@ -85,14 +88,14 @@ impl SqliteStore {
             let writer = writer.clone();
             Queue::start(sales_input_key, move |items: Vec<SalesTargetInput>| {
                 let writer = writer.clone();
-                async move { write_sales_targets(&writer, &items).await }
+                async move { upsert(&writer, items).await }
             })
         };
         let inventory = {
             let writer = writer.clone();
             Queue::start(inventory_input_key, move |items: Vec<InventoryInput>| {
                 let writer = writer.clone();
-                async move { write_inventories(&writer, &items).await }
+                async move { upsert(&writer, items).await }
             })
         };
         let sales_reads = {
@@ -148,48 +151,51 @@ impl SqliteStore {
 /// `at` as the text sqlx stores for a `NaiveDateTime` on SQLite (`%F %T%.f`), formatted once per
 /// statement instead of once per bound value: formatting was ~9% of a batch's CPU.
 fn sqlite_timestamp(at: Timestamp) -> String {
-    at.naive_utc().format("%F %T%.f").to_string()
+    at.naive_utc().format(STORED_TIME).to_string()
 }
 
-/// Upserts distinct-key sales targets with one multi-row statement (all or none), returning
-/// the stored rows in input order. Batches and the group-commit queue both write through it.
-async fn write_sales_targets(
-    writer: &SqlitePool,
-    items: &[SalesTargetInput],
-) -> Result<Vec<SalesTarget>, StoreError> {
-    let now = sqlite_timestamp(Timestamp::now());
-    let mut qb = QueryBuilder::<Sqlite>::new(SALES_INSERT);
-    push_sales_values(&mut qb, items, now.as_str());
-    qb.push(
-        " ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
-           sales_target_cents = excluded.sales_target_cents, update_time = excluded.update_time \
-         RETURNING ",
-    )
-    .push(SALES_TARGETS.columns);
-    let rows: Vec<SalesTargetRow> = qb.build_query_as().fetch_all(writer).await?;
-    let rows = rows.into_iter().map(SalesTarget::from).collect();
-    in_input_order(items, rows, sales_input_key, sales_key)
-}
+/// How sqlx writes a `NaiveDateTime` into SQLite, and so how every stored time reads.
+const STORED_TIME: &str = "%F %T%.f";
 
-/// Upserts distinct-key inventory rows with one multi-row statement (all or none), returning
-/// the stored rows in input order. Batches and the group-commit queue both write through it.
-async fn write_inventories(
-    writer: &SqlitePool,
-    items: &[InventoryInput],
-) -> Result<Vec<Inventory>, StoreError> {
-    let now = sqlite_timestamp(Timestamp::now());
-    let mut qb = QueryBuilder::<Sqlite>::new(INVENTORY_INSERT);
-    push_inventory_values(&mut qb, items, now.as_str());
-    qb.push(
-        " ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
-           parent_asin = excluded.parent_asin, child_asin = excluded.child_asin, \
-           inventory = excluded.inventory, update_time = excluded.update_time \
-         RETURNING ",
-    )
-    .push(INVENTORY.columns);
-    let rows: Vec<InventoryRow> = qb.build_query_as().fetch_all(writer).await?;
-    let rows = rows.into_iter().map(Inventory::from).collect();
-    in_input_order(items, rows, inventory_input_key, inventory_key)
+/// A stored time (`STORED_TIME`) read back, by position: `chrono`'s parser interprets the format
+/// string for every value, and an upsert reads one per row.
+fn parse_stored_time(text: &str) -> Result<Timestamp, StoreError> {
+    let b = text.as_bytes();
+    let number = |digits: &[u8]| -> Option<u32> {
+        digits.iter().try_fold(0u32, |n, &d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let parsed = (|| {
+        let shape = b.len() >= 19
+            && [(4, b'-'), (7, b'-'), (10, b' '), (13, b':'), (16, b':')]
+                .iter()
+                .all(|&(at, c)| b[at] == c);
+        if !shape {
+            return None;
+        }
+        let nanos = match &b[19..] {
+            [] => 0,
+            [b'.', digits @ ..] if (1..=9).contains(&digits.len()) => {
+                number(digits)? * 10u32.pow(9 - digits.len() as u32)
+            }
+            _ => return None,
+        };
+        let year = i32::try_from(number(&b[0..4])?).ok()?;
+        let date = chrono::NaiveDate::from_ymd_opt(year, number(&b[5..7])?, number(&b[8..10])?)?;
+        let time = chrono::NaiveTime::from_hms_nano_opt(
+            number(&b[11..13])?,
+            number(&b[14..16])?,
+            number(&b[17..19])?,
+            nanos,
+        )?;
+        Some(Timestamp::from_naive_utc(date.and_time(time)))
+    })();
+    parsed.ok_or_else(|| {
+        StoreError::Db(sqlx::Error::Decode(
+            format!("unexpected stored time {text:?}").into(),
+        ))
+    })
 }
 
 /// The rows of `table` with these (distinct) ids, in the order of `ids`; `None` where none.
@@ -258,9 +264,9 @@ impl Store for SqliteStore {
 
     async fn upsert_sales_targets(
         &self,
-        items: &[SalesTargetInput],
+        items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        write_sales_targets(&self.writer, items).await
+        upsert(&self.writer, items).await
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
@@ -299,9 +305,9 @@ impl Store for SqliteStore {
 
     async fn upsert_inventories(
         &self,
-        items: &[InventoryInput],
+        items: Vec<InventoryInput>,
     ) -> Result<Vec<Inventory>, StoreError> {
-        write_inventories(&self.writer, items).await
+        upsert(&self.writer, items).await
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
@@ -384,5 +390,44 @@ impl Store for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_times_read_back_as_written() {
+        let mut at = Timestamp::now();
+        for step_micros in [0, 1, 999, 1_000, 250_000, 1_000_000, 86_399_999_937] {
+            at = at.plus(Duration::from_micros(step_micros));
+            let text = sqlite_timestamp(at);
+            assert_eq!(parse_stored_time(&text).unwrap(), at, "{text}");
+            let by_chrono = chrono::NaiveDateTime::parse_from_str(&text, STORED_TIME).unwrap();
+            assert_eq!(Timestamp::from_naive_utc(by_chrono), at, "{text}");
+        }
+        for text in [
+            "2026-11-21 10:30:00",
+            "2026-11-21 10:30:00.5",
+            "2026-11-21 10:30:00.123456789",
+        ] {
+            let by_chrono = chrono::NaiveDateTime::parse_from_str(text, STORED_TIME).unwrap();
+            assert_eq!(
+                parse_stored_time(text).unwrap(),
+                Timestamp::from_naive_utc(by_chrono)
+            );
+        }
+        for bad in [
+            "",
+            "2026-11-21",
+            "2026-11-21T10:30:00",
+            "2026-13-01 00:00:00",
+            "2026-11-21 10:30:00.",
+            "2026-11-21 10:30:00.1234567890",
+            "2026-11-21 10:30:0x",
+        ] {
+            assert!(parse_stored_time(bad).is_err(), "{bad}");
+        }
     }
 }
