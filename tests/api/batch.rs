@@ -125,4 +125,40 @@ backend_tests! {
         let own = app.request_as(Method::POST, INVENTORY_BATCH, Some(&json!({"items": skus(3)})), Some(&alice)).await;
         assert_eq!(own.status, StatusCode::OK);
     }
+
+    async fn simultaneous_batches_with_shared_keys_each_get_their_own_rows(app) {
+        // 24 batches of 50 in flight at once; batch b writes SKUs b*25 .. b*25+49, so each
+        // shares half its keys with the next, and stock = b*1000 + sku tells who wrote a row.
+        let app = std::sync::Arc::new(app);
+        let tasks: Vec<_> = (0..24)
+            .map(|b| {
+                let app = app.clone();
+                let items: Vec<Value> = (b * 25..b * 25 + 50)
+                    .map(|sku| inventory_body(json!({"seller_sku": format!("SKU{sku:010}"), "inventory": b * 1000 + sku})))
+                    .collect();
+                tokio::spawn(async move { (b, app.post(INVENTORY_BATCH, &json!({"items": items})).await) })
+            })
+            .collect();
+        let mut ids = std::collections::HashMap::new();
+        for task in tasks {
+            let (b, response) = task.await.unwrap();
+            assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+            let saved = response.json["data"]["items"].as_array().unwrap();
+            assert_eq!(saved.len(), 50);
+            for (i, row) in saved.iter().enumerate() {
+                let sku = b * 25 + i as i64;
+                assert_eq!(row["seller_sku"], format!("SKU{sku:010}"), "batch {b}: input order");
+                assert_eq!(row["inventory"], b * 1000 + sku, "batch {b}: its own value");
+                let id = ids.entry(sku).or_insert_with(|| row["id"].clone());
+                assert_eq!(*id, row["id"], "one row per SKU, whoever wrote it");
+            }
+        }
+        let listed = app.get("/api/v1/inventory?size=100&page=1").await;
+        assert_eq!(listed.json["data"]["meta"]["total"], 24 * 25 + 25);
+        for row in listed.json["data"]["items"].as_array().unwrap() {
+            let sku: i64 = row["seller_sku"].as_str().unwrap()[3..].parse().unwrap();
+            let writer = row["inventory"].as_i64().unwrap() / 1000;
+            assert!(writer * 25 <= sku && sku < writer * 25 + 50, "SKU {sku} holds a value its writer {writer} sent");
+        }
+    }
 }

@@ -11,17 +11,16 @@ use std::time::Duration;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqlitePool};
+use sqlx::{FromRow, SqlitePool};
 
 use upsert::upsert;
 
 mod upsert;
 
-use super::group_commit::Queue;
+use super::group_commit::{key_hash, Queue};
 use super::{
-    inventory_conditions, inventory_input_key, list_rows, sales_conditions, sales_input_key,
-    scope_condition, ConnectError, InventoryRow, Listed, SalesTargetRow, Store, StoreError,
-    StoreOptions, Table, INVENTORY, SALES_TARGETS,
+    inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError, InventoryRow,
+    Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY, SALES_TARGETS,
 };
 use crate::domain::{
     Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
@@ -36,7 +35,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
-    /// Single-row upserts, written in groups (see `group_commit`).
+    /// Upserts, single and batched, written in groups (see `group_commit`).
     sales: Queue<SalesTargetInput, SalesTarget>,
     inventory: Queue<InventoryInput, Inventory>,
     /// Reads by id, coalesced the same way into `WHERE id IN (...)`.
@@ -86,14 +85,14 @@ impl SqliteStore {
         };
         let sales = {
             let writer = writer.clone();
-            Queue::start(sales_input_key, move |items: Vec<SalesTargetInput>| {
+            Queue::start(sales_key_hash, move |items: Vec<SalesTargetInput>| {
                 let writer = writer.clone();
                 async move { upsert(&writer, items).await }
             })
         };
         let inventory = {
             let writer = writer.clone();
-            Queue::start(inventory_input_key, move |items: Vec<InventoryInput>| {
+            Queue::start(inventory_key_hash, move |items: Vec<InventoryInput>| {
                 let writer = writer.clone();
                 async move { upsert(&writer, items).await }
             })
@@ -101,7 +100,7 @@ impl SqliteStore {
         let sales_reads = {
             let reader = reader.clone();
             Queue::start(
-                |id: &i64| *id,
+                |id: &i64| *id as u64,
                 move |ids: Vec<i64>| {
                     let reader = reader.clone();
                     async move {
@@ -114,7 +113,7 @@ impl SqliteStore {
         let inventory_reads = {
             let reader = reader.clone();
             Queue::start(
-                |id: &i64| *id,
+                |id: &i64| *id as u64,
                 move |ids: Vec<i64>| {
                     let reader = reader.clone();
                     async move { rows_by_ids::<InventoryRow, Inventory>(&reader, INVENTORY, &ids).await }
@@ -208,22 +207,30 @@ where
     Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     T: From<Row> + HasId,
 {
-    let mut qb = QueryBuilder::<Sqlite>::new(format!(
-        "SELECT {} FROM {} WHERE id IN (",
+    // The ids as one JSON value: the same statement for any number of them.
+    let sql = format!(
+        "SELECT {} FROM {} WHERE id IN (SELECT value FROM json_each(?))",
         table.columns, table.name
-    ));
-    let mut list = qb.separated(", ");
-    for id in ids {
-        list.push_bind(*id);
-    }
-    list.push_unseparated(")");
-    let rows: Vec<Row> = qb.build_query_as().fetch_all(reader).await?;
+    );
+    let ids_json = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    let rows: Vec<Row> = sqlx::query_as(&sql)
+        .bind(ids_json)
+        .fetch_all(reader)
+        .await?;
     let mut by_id: std::collections::HashMap<i64, T> = rows
         .into_iter()
         .map(T::from)
         .map(|row| (row.id(), row))
         .collect();
     Ok(ids.iter().map(|id| by_id.remove(id)).collect())
+}
+
+fn sales_key_hash(item: &SalesTargetInput) -> u64 {
+    key_hash(item.key())
+}
+
+fn inventory_key_hash(item: &InventoryInput) -> u64 {
+    key_hash(item.key())
 }
 
 /// A stored record's id, for matching coalesced reads to their requests.
@@ -259,19 +266,19 @@ impl Store for SqliteStore {
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        self.sales.submit(item.clone()).await
+        self.sales.submit_one(item.clone()).await
     }
 
     async fn upsert_sales_targets(
         &self,
         items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        upsert(&self.writer, items).await
+        self.sales.submit(items).await
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
         self.sales_reads
-            .submit(id)
+            .submit_one(id)
             .await?
             .ok_or(StoreError::NotFound)
     }
@@ -300,19 +307,19 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError> {
-        self.inventory.submit(item.clone()).await
+        self.inventory.submit_one(item.clone()).await
     }
 
     async fn upsert_inventories(
         &self,
         items: Vec<InventoryInput>,
     ) -> Result<Vec<Inventory>, StoreError> {
-        upsert(&self.writer, items).await
+        self.inventory.submit(items).await
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
         self.inventory_reads
-            .submit(id)
+            .submit_one(id)
             .await?
             .ok_or(StoreError::NotFound)
     }
