@@ -13,11 +13,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, SqlitePool};
 
-use upsert::upsert;
+use upsert::{encode, upsert, Encoded};
 
 mod upsert;
 
-use super::group_commit::{key_hash, Queue};
+use super::group_commit::Queue;
 use super::{
     inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError, InventoryRow,
     Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY, SALES_TARGETS,
@@ -36,8 +36,8 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     /// Upserts, single and batched, written in groups (see `group_commit`).
-    sales: Queue<SalesTargetInput, SalesTarget>,
-    inventory: Queue<InventoryInput, Inventory>,
+    sales: Queue<Encoded<SalesTargetInput>, SalesTarget>,
+    inventory: Queue<Encoded<InventoryInput>, Inventory>,
     /// Reads by id, coalesced the same way into `WHERE id IN (...)`.
     sales_reads: Queue<i64, Option<SalesTarget>>,
     inventory_reads: Queue<i64, Option<Inventory>>,
@@ -85,14 +85,17 @@ impl SqliteStore {
         };
         let sales = {
             let writer = writer.clone();
-            Queue::start(sales_key_hash, move |items: Vec<SalesTargetInput>| {
-                let writer = writer.clone();
-                async move { upsert(&writer, items).await }
-            })
+            Queue::start(
+                Encoded::key,
+                move |items: Vec<Encoded<SalesTargetInput>>| {
+                    let writer = writer.clone();
+                    async move { upsert(&writer, items).await }
+                },
+            )
         };
         let inventory = {
             let writer = writer.clone();
-            Queue::start(inventory_key_hash, move |items: Vec<InventoryInput>| {
+            Queue::start(Encoded::key, move |items: Vec<Encoded<InventoryInput>>| {
                 let writer = writer.clone();
                 async move { upsert(&writer, items).await }
             })
@@ -225,14 +228,6 @@ where
     Ok(ids.iter().map(|id| by_id.remove(id)).collect())
 }
 
-fn sales_key_hash(item: &SalesTargetInput) -> u64 {
-    key_hash(item.key())
-}
-
-fn inventory_key_hash(item: &InventoryInput) -> u64 {
-    key_hash(item.key())
-}
-
 /// A stored record's id, for matching coalesced reads to their requests.
 trait HasId {
     fn id(&self) -> i64;
@@ -266,14 +261,18 @@ impl Store for SqliteStore {
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        self.sales.submit_one(item.clone()).await
+        self.sales
+            .submit(encode(vec![item.clone()])?)
+            .await?
+            .pop()
+            .ok_or(StoreError::Unavailable)
     }
 
     async fn upsert_sales_targets(
         &self,
         items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        self.sales.submit(items).await
+        self.sales.submit(encode(items)?).await
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
@@ -307,14 +306,18 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError> {
-        self.inventory.submit_one(item.clone()).await
+        self.inventory
+            .submit(encode(vec![item.clone()])?)
+            .await?
+            .pop()
+            .ok_or(StoreError::Unavailable)
     }
 
     async fn upsert_inventories(
         &self,
         items: Vec<InventoryInput>,
     ) -> Result<Vec<Inventory>, StoreError> {
-        self.inventory.submit(items).await
+        self.inventory.submit(encode(items)?).await
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {

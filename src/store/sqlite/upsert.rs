@@ -23,6 +23,7 @@ use sqlx::SqlitePool;
 
 use super::{parse_stored_time, sqlite_timestamp};
 use crate::domain::{Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
+use crate::store::group_commit::key_hash;
 use crate::store::StoreError;
 
 /// One kind of record as an upsert writes it.
@@ -36,6 +37,9 @@ pub(super) trait Upsert: Sized {
 
     /// Appends this row's values as a JSON array, in `COLUMNS` order.
     fn to_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
+
+    /// The hash of the unique key.
+    fn key_hash(&self) -> u64;
 
     fn stored(self, id: i64, create_time: Timestamp, update_time: Timestamp) -> Self::Stored;
 }
@@ -61,6 +65,10 @@ impl Upsert for SalesTargetInput {
             self.sales_target.cents(),
         );
         serde_json::to_writer(out, &row)
+    }
+
+    fn key_hash(&self) -> u64 {
+        key_hash(self.key())
     }
 
     fn stored(self, id: i64, create_time: Timestamp, update_time: Timestamp) -> SalesTarget {
@@ -102,6 +110,10 @@ impl Upsert for InventoryInput {
         serde_json::to_writer(out, &row)
     }
 
+    fn key_hash(&self) -> u64 {
+        key_hash(self.key())
+    }
+
     fn stored(self, id: i64, create_time: Timestamp, update_time: Timestamp) -> Inventory {
         Inventory {
             id,
@@ -117,33 +129,61 @@ impl Upsert for InventoryInput {
     }
 }
 
-/// Upserts `items` (distinct keys), all or none, and returns the stored records in input order.
+/// A row ready for the write queue: encoded and its key hashed by the request's own task, so
+/// that the one task feeding the writer, whose every microsecond the writer waits for, only
+/// concatenates.
+pub(super) struct Encoded<T> {
+    row: T,
+    json: String,
+    key: u64,
+}
+
+impl<T> Encoded<T> {
+    /// The row's key hash (see `group_commit::key_hash`).
+    pub(super) fn key(&self) -> u64 {
+        self.key
+    }
+}
+
+/// Encodes `rows` for `upsert`.
+pub(super) fn encode<T: Upsert>(rows: Vec<T>) -> Result<Vec<Encoded<T>>, StoreError> {
+    rows.into_iter()
+        .map(|row| {
+            let mut json = Vec::with_capacity(128);
+            row.to_json(&mut json)
+                .map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let json = String::from_utf8(json).map_err(|e| sqlx::Error::Encode(e.into()))?;
+            let key = row.key_hash();
+            Ok(Encoded { row, json, key })
+        })
+        .collect()
+}
+
+/// Upserts `rows` (distinct keys), all or none, and returns the stored records in input order.
 pub(super) async fn upsert<T: Upsert>(
     writer: &SqlitePool,
-    items: Vec<T>,
+    rows: Vec<Encoded<T>>,
 ) -> Result<Vec<T::Stored>, StoreError> {
     let now = Timestamp::now();
     let now_text = sqlite_timestamp(now);
-    let mut rows = Vec::with_capacity(items.len() * 128);
-    rows.push(b'[');
-    for (i, item) in items.iter().enumerate() {
+    let mut json = String::with_capacity(rows.iter().map(|r| r.json.len() + 1).sum::<usize>() + 2);
+    json.push('[');
+    for (i, row) in rows.iter().enumerate() {
         if i > 0 {
-            rows.push(b',');
+            json.push(',');
         }
-        item.to_json(&mut rows)
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        json.push_str(&row.json);
     }
-    rows.push(b']');
-    let rows = String::from_utf8(rows).map_err(|e| sqlx::Error::Encode(e.into()))?;
+    json.push(']');
     let placed: String = sqlx::query_scalar(&statement::<T>())
-        .bind(rows)
+        .bind(json)
         .bind(now_text.as_str())
         .fetch_one(writer)
         .await?;
 
     let placed: Vec<(usize, i64, &str)> =
         serde_json::from_str(&placed).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    let mut found = vec![None; items.len()];
+    let mut found = vec![None; rows.len()];
     for (position, id, created) in placed {
         let created = if created == now_text {
             now
@@ -154,12 +194,11 @@ pub(super) async fn upsert<T: Upsert>(
             *slot = Some((id, created));
         }
     }
-    items
-        .into_iter()
+    rows.into_iter()
         .zip(found)
-        .map(|(item, found)| {
+        .map(|(encoded, found)| {
             let (id, created) = found.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-            Ok(item.stored(id, created, now))
+            Ok(encoded.row.stored(id, created, now))
         })
         .collect()
 }
