@@ -8,15 +8,15 @@ use std::future::Future;
 use std::str::FromStr;
 use std::time::Duration;
 
+use chrono::NaiveDateTime;
 use sqlx::error::DatabaseError;
 use sqlx::mysql::{MySqlConnectOptions, MySqlDatabaseError, MySqlPoolOptions, MySqlRow};
 use sqlx::{FromRow, MySql, MySqlPool, QueryBuilder};
 
 use super::{
-    get_row, in_input_order, inventory_conditions, inventory_input_key, inventory_key, list_rows,
-    push_inventory_values, push_sales_values, sales_conditions, sales_input_key, sales_key,
-    scope_condition, ConnectError, InventoryRow, Listed, SalesTargetRow, Store, StoreError,
-    StoreOptions, Table, INVENTORY, INVENTORY_INSERT, SALES_INSERT, SALES_TARGETS,
+    get_row, inventory_conditions, list_rows, sales_conditions, scope_condition, ConnectError,
+    InventoryRow, Listed, SalesTargetRow, Store, StoreError, StoreOptions, Table, INVENTORY,
+    SALES_TARGETS,
 };
 use crate::domain::{
     Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
@@ -114,6 +114,104 @@ impl MySqlStore {
         tx.commit().await?;
         Ok(row)
     }
+}
+
+/// The columns a batch upsert writes.
+const SALES_INSERT: &str = "INSERT INTO sales_targets \
+     (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) ";
+const INVENTORY_INSERT: &str = "INSERT INTO inventory \
+     (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) ";
+
+/// Pushes the `VALUES (...), (...)` of a sales-target upsert.
+fn push_sales_values<'a>(
+    qb: &mut QueryBuilder<'a, MySql>,
+    items: &'a [SalesTargetInput],
+    now: NaiveDateTime,
+) {
+    qb.push_values(items, |mut row, item| {
+        row.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.period.as_str())
+            .push_bind(item.sales_target.cents())
+            .push_bind(now)
+            .push_bind(now);
+    });
+}
+
+/// Pushes the `VALUES (...), (...)` of an inventory upsert.
+fn push_inventory_values<'a>(
+    qb: &mut QueryBuilder<'a, MySql>,
+    items: &'a [InventoryInput],
+    now: NaiveDateTime,
+) {
+    qb.push_values(items, |mut row, item| {
+        row.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.child_asin.as_str())
+            .push_bind(item.seller_sku.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.inventory.get())
+            .push_bind(now)
+            .push_bind(now);
+    });
+}
+
+/// `rows` (in whatever order the database returned them) in the order of `inputs`, matched by
+/// upsert key.
+fn in_input_order<I, R, K>(
+    inputs: &[I],
+    rows: Vec<R>,
+    input_key: impl Fn(&I) -> K,
+    row_key: impl Fn(&R) -> K,
+) -> Result<Vec<R>, StoreError>
+where
+    K: std::hash::Hash + Eq,
+{
+    let mut by_key: std::collections::HashMap<K, R> =
+        rows.into_iter().map(|r| (row_key(&r), r)).collect();
+    inputs
+        .iter()
+        .map(|input| {
+            by_key
+                .remove(&input_key(input))
+                .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+        })
+        .collect()
+}
+
+fn sales_key(t: &SalesTarget) -> (String, String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.parent_asin.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.period.as_str().to_owned(),
+    )
+}
+
+fn sales_input_key(t: &SalesTargetInput) -> (String, String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.parent_asin.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.period.as_str().to_owned(),
+    )
+}
+
+fn inventory_key(t: &Inventory) -> (String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.seller_sku.as_str().to_owned(),
+    )
+}
+
+fn inventory_input_key(t: &InventoryInput) -> (String, String, String) {
+    (
+        t.seller_id.as_str().to_owned(),
+        t.market_place_id.as_str().to_owned(),
+        t.seller_sku.as_str().to_owned(),
+    )
 }
 
 /// Users and refresh tokens: the SQL shared with the other backend.
