@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use axum::http::{header, HeaderName, HeaderValue, Method, StatusCode};
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::sensitive_headers::SetSensitiveHeadersLayer;
@@ -77,30 +78,23 @@ impl AppState {
 /// The complete service. Layers, outermost first: sensitive-header marking, request context
 /// (id, client IP, error envelope), request log, HSTS, HTTPS check, CORS, cache and sniffing
 /// headers, panic guard, timeout, routes (where rate limits and body limits sit).
+///
+/// The layers wrap the routed service once. (`Router::layer` would wrap every route, and axum
+/// clones a route's whole layered stack, box by box, for each request: ~10% of the CPU of a
+/// single upsert in the profile.)
 pub fn build_app(state: AppState) -> Router {
-    routes::router(&state.config)
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            REQUEST_TIMEOUT,
-        ))
-        .layer(CatchPanicLayer::new())
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        // Responses carry sellers' data and tokens: no cache may keep them.
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(cors(&state.config))
+    let config = state.config.clone();
+    let routed = routes::router(&config).with_state(state);
+    let layered = ServiceBuilder::new()
+        // Nothing logs headers today; marked sensitive, they stay redacted if anything ever does.
+        .layer(SetSensitiveHeadersLayer::new([
+            header::AUTHORIZATION,
+            header::COOKIE,
+            header::SET_COOKIE,
+        ]))
         .layer(axum::middleware::from_fn_with_state(
-            state.config.clone(),
-            middleware::require_https,
-        ))
-        .layer(axum::middleware::map_response_with_state(
-            state.config.clone(),
-            middleware::add_hsts,
+            config.clone(),
+            middleware::request_context,
         ))
         .layer(
             TraceLayer::new_for_http()
@@ -110,15 +104,29 @@ pub fn build_app(state: AppState) -> Router {
                 // 5xx are logged once, where they happen, with their cause.
                 .on_failure(()),
         )
-        .layer(axum::middleware::from_fn_with_state(
-            state.config.clone(),
-            middleware::request_context,
+        .layer(axum::middleware::map_response_with_state(
+            config.clone(),
+            middleware::add_hsts,
         ))
-        // Nothing logs headers today; marked sensitive, they stay redacted if anything ever does.
-        .layer(SetSensitiveHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-            header::SET_COOKIE,
-        ]))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            config.clone(),
+            middleware::require_https,
+        ))
+        .layer(cors(&config))
+        // Responses carry sellers' data and tokens: no cache may keep them.
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::overriding(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::SERVICE_UNAVAILABLE,
+            REQUEST_TIMEOUT,
+        ))
+        .service(routed);
+    Router::new().fallback_service(layered)
 }
