@@ -107,13 +107,18 @@ impl<I: Send + 'static, R: Send + 'static> Queue<I, R> {
 
 /// Takes the next group off `pending`: jobs in arrival order whose keys are distinct from each
 /// other and from every earlier job left waiting, up to `MAX_ROWS` rows (the first job always).
-/// Everything else stays queued, in order.
+/// Everything else stays queued, in order. A job whose request is gone (timed out, or the client
+/// hung up) before its turn is dropped unwritten: nobody was told it would be written, and under
+/// overload the writer should not spend itself on answers nobody will read.
 fn take_group<I, R>(pending: &mut VecDeque<Job<I, R>>, key: fn(&I) -> u64) -> Vec<Job<I, R>> {
     let mut seen = HashSet::new();
     let mut group = Vec::new();
     let mut rows = 0;
     let mut rest = VecDeque::with_capacity(pending.len());
     while let Some(job) = pending.pop_front() {
+        if job.1.is_closed() {
+            continue;
+        }
         let keys: Vec<u64> = job.0.iter().map(key).collect();
         let fits = group.is_empty() || rows + job.0.len() <= MAX_ROWS;
         let clashes = keys.iter().any(|k| seen.contains(k));
@@ -143,10 +148,27 @@ fn copy_of(e: &StoreError) -> StoreError {
 mod tests {
     use super::*;
 
-    fn jobs(keys: &[&[u64]]) -> VecDeque<Job<u64, ()>> {
+    type Answer = oneshot::Receiver<Result<Vec<()>, StoreError>>;
+
+    /// Jobs with these keys, and their waiters (keep them: a job without one is dropped).
+    fn jobs(keys: &[&[u64]]) -> (VecDeque<Job<u64, ()>>, Vec<Answer>) {
         keys.iter()
-            .map(|k| (k.to_vec(), oneshot::channel().0))
-            .collect()
+            .map(|k| {
+                let (answer, answered) = oneshot::channel();
+                ((k.to_vec(), answer), answered)
+            })
+            .unzip()
+    }
+
+    #[test]
+    fn a_job_whose_request_is_gone_is_dropped_unwritten() {
+        let (mut pending, _waiting) = jobs(&[&[1], &[2]]);
+        let (gone, answered) = oneshot::channel();
+        drop(answered);
+        pending.insert(1, (vec![9], gone));
+        let group = take_group(&mut pending, |k| *k);
+        assert_eq!(keys(&group), [[1], [2]]);
+        assert!(pending.is_empty());
     }
 
     fn keys(jobs: &[Job<u64, ()>]) -> Vec<Vec<u64>> {
@@ -155,7 +177,7 @@ mod tests {
 
     #[test]
     fn groups_have_distinct_keys_and_keep_arrival_order() {
-        let mut pending = jobs(&[&[1], &[2], &[1], &[3], &[2], &[1]]);
+        let (mut pending, _waiting) = jobs(&[&[1], &[2], &[1], &[3], &[2], &[1]]);
         let first = take_group(&mut pending, |k| *k);
         assert_eq!(keys(&first), [[1], [2], [3]]);
         let rest: Vec<Vec<u64>> = keys(pending.make_contiguous());
@@ -170,7 +192,7 @@ mod tests {
     #[test]
     fn a_job_sharing_a_key_with_a_waiting_job_waits_behind_it() {
         // [1, 2] clashes on 1 and waits; [2] must not overtake it, [3] may.
-        let mut pending = jobs(&[&[1], &[1, 2], &[2], &[3]]);
+        let (mut pending, _waiting) = jobs(&[&[1], &[1, 2], &[2], &[3]]);
         let first = take_group(&mut pending, |k| *k);
         assert_eq!(keys(&first), [vec![1], vec![3]]);
         assert_eq!(keys(pending.make_contiguous()), [vec![1, 2], vec![2]]);
@@ -186,7 +208,7 @@ mod tests {
         let half: Vec<u64> = (10_000..10_000 + MAX_ROWS as u64 / 2).collect();
         let other_half: Vec<u64> = (20_000..20_000 + MAX_ROWS as u64 / 2).collect();
         let more: Vec<u64> = vec![30_000];
-        let mut pending = jobs(&[&big, &half, &other_half, &more]);
+        let (mut pending, _waiting) = jobs(&[&big, &half, &other_half, &more]);
         assert_eq!(keys(&take_group(&mut pending, |k| *k)), [big]);
         assert_eq!(
             keys(&take_group(&mut pending, |k| *k)),
