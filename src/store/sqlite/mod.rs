@@ -6,6 +6,7 @@
 //! thanks to WAL, never wait for the writer.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -13,7 +14,7 @@ use sqlx::sqlite::{
 };
 use sqlx::{FromRow, SqlitePool};
 
-use upsert::{encode, upsert, Encoded};
+use upsert::{encode, upsert_queue, Encoded};
 
 mod upsert;
 
@@ -83,46 +84,10 @@ impl SqliteStore {
                 .connect_with(connect)
                 .await?
         };
-        let sales = {
-            let writer = writer.clone();
-            Queue::start(
-                Encoded::key,
-                move |items: Vec<Encoded<SalesTargetInput>>| {
-                    let writer = writer.clone();
-                    async move { upsert(&writer, items).await }
-                },
-            )
-        };
-        let inventory = {
-            let writer = writer.clone();
-            Queue::start(Encoded::key, move |items: Vec<Encoded<InventoryInput>>| {
-                let writer = writer.clone();
-                async move { upsert(&writer, items).await }
-            })
-        };
-        let sales_reads = {
-            let reader = reader.clone();
-            Queue::start(
-                |id: &i64| *id as u64,
-                move |ids: Vec<i64>| {
-                    let reader = reader.clone();
-                    async move {
-                        rows_by_ids::<SalesTargetRow, SalesTarget>(&reader, SALES_TARGETS, &ids)
-                            .await
-                    }
-                },
-            )
-        };
-        let inventory_reads = {
-            let reader = reader.clone();
-            Queue::start(
-                |id: &i64| *id as u64,
-                move |ids: Vec<i64>| {
-                    let reader = reader.clone();
-                    async move { rows_by_ids::<InventoryRow, Inventory>(&reader, INVENTORY, &ids).await }
-                },
-            )
-        };
+        let sales = upsert_queue(&writer);
+        let inventory = upsert_queue(&writer);
+        let sales_reads = reads_queue::<SalesTargetRow, _>(&reader, SALES_TARGETS);
+        let inventory_reads = reads_queue::<InventoryRow, _>(&reader, INVENTORY);
         Ok(Self {
             writer,
             reader,
@@ -200,26 +165,41 @@ fn parse_stored_time(text: &str) -> Result<Timestamp, StoreError> {
     })
 }
 
-/// The rows of `table` with these (distinct) ids, in the order of `ids`; `None` where none.
+/// The queue that coalesces reads by id of `table`.
+fn reads_queue<Row, T>(reader: &SqlitePool, table: Table) -> Queue<i64, Option<T>>
+where
+    Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    T: From<Row> + HasId + Send + 'static,
+{
+    // The ids travel as one JSON value: one statement for any number of them, built once.
+    let sql: Arc<str> = format!(
+        "SELECT {} FROM {} WHERE id IN (SELECT value FROM json_each(?))",
+        table.columns, table.name
+    )
+    .into();
+    let reader = reader.clone();
+    Queue::start(
+        |id: &i64| *id as u64,
+        move |ids: Vec<i64>| {
+            let (reader, sql) = (reader.clone(), sql.clone());
+            async move { rows_by_ids::<Row, T>(&reader, &sql, &ids).await }
+        },
+    )
+}
+
+/// The rows with these (distinct) ids, in the order of `ids`; `None` where none. `sql` is the
+/// statement `reads_queue` built.
 async fn rows_by_ids<Row, T>(
     reader: &SqlitePool,
-    table: Table,
+    sql: &str,
     ids: &[i64],
 ) -> Result<Vec<Option<T>>, StoreError>
 where
     Row: for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     T: From<Row> + HasId,
 {
-    // The ids as one JSON value: the same statement for any number of them.
-    let sql = format!(
-        "SELECT {} FROM {} WHERE id IN (SELECT value FROM json_each(?))",
-        table.columns, table.name
-    );
     let ids_json = serde_json::to_string(ids).map_err(|e| sqlx::Error::Encode(e.into()))?;
-    let rows: Vec<Row> = sqlx::query_as(&sql)
-        .bind(ids_json)
-        .fetch_all(reader)
-        .await?;
+    let rows: Vec<Row> = sqlx::query_as(sql).bind(ids_json).fetch_all(reader).await?;
     let mut by_id: std::collections::HashMap<i64, T> = rows
         .into_iter()
         .map(T::from)
@@ -261,11 +241,7 @@ impl Store for SqliteStore {
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        self.sales
-            .submit(encode(vec![item.clone()])?)
-            .await?
-            .pop()
-            .ok_or(StoreError::Unavailable)
+        self.sales.submit_one(Encoded::new(item.clone())?).await
     }
 
     async fn upsert_sales_targets(
@@ -306,11 +282,7 @@ impl Store for SqliteStore {
     }
 
     async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError> {
-        self.inventory
-            .submit(encode(vec![item.clone()])?)
-            .await?
-            .pop()
-            .ok_or(StoreError::Unavailable)
+        self.inventory.submit_one(Encoded::new(item.clone())?).await
     }
 
     async fn upsert_inventories(

@@ -18,12 +18,13 @@
 //! of ours runs between them.
 
 use std::fmt::Write;
+use std::sync::Arc;
 
 use sqlx::SqlitePool;
 
 use super::{parse_stored_time, sqlite_timestamp};
 use crate::domain::{Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
-use crate::store::group_commit::key_hash;
+use crate::store::group_commit::{key_hash, Queue};
 use crate::store::StoreError;
 
 /// One kind of record as an upsert writes it.
@@ -138,30 +139,46 @@ pub(super) struct Encoded<T> {
     key: u64,
 }
 
-impl<T> Encoded<T> {
+impl<T: Upsert> Encoded<T> {
+    pub(super) fn new(row: T) -> Result<Self, StoreError> {
+        let mut json = Vec::with_capacity(128);
+        row.to_json(&mut json)
+            .map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let json = String::from_utf8(json).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let key = row.key_hash();
+        Ok(Self { row, json, key })
+    }
+
     /// The row's key hash (see `group_commit::key_hash`).
     pub(super) fn key(&self) -> u64 {
         self.key
     }
 }
 
-/// Encodes `rows` for `upsert`.
+/// Encodes `rows` for the queue.
 pub(super) fn encode<T: Upsert>(rows: Vec<T>) -> Result<Vec<Encoded<T>>, StoreError> {
-    rows.into_iter()
-        .map(|row| {
-            let mut json = Vec::with_capacity(128);
-            row.to_json(&mut json)
-                .map_err(|e| sqlx::Error::Encode(e.into()))?;
-            let json = String::from_utf8(json).map_err(|e| sqlx::Error::Encode(e.into()))?;
-            let key = row.key_hash();
-            Ok(Encoded { row, json, key })
-        })
-        .collect()
+    rows.into_iter().map(Encoded::new).collect()
 }
 
-/// Upserts `rows` (distinct keys), all or none, and returns the stored records in input order.
-pub(super) async fn upsert<T: Upsert>(
+/// The group-commit queue of `T` upserts on the writer connection. The statement is built once.
+pub(super) fn upsert_queue<T>(writer: &SqlitePool) -> Queue<Encoded<T>, T::Stored>
+where
+    T: Upsert + Send + 'static,
+    T::Stored: Send + 'static,
+{
+    let sql: Arc<str> = statement::<T>().into();
+    let writer = writer.clone();
+    Queue::start(Encoded::key, move |rows: Vec<Encoded<T>>| {
+        let (writer, sql) = (writer.clone(), sql.clone());
+        async move { upsert(&writer, &sql, rows).await }
+    })
+}
+
+/// Upserts `rows` (distinct keys) with `sql` (`statement::<T>()`), all or none, and returns the
+/// stored records in input order.
+async fn upsert<T: Upsert>(
     writer: &SqlitePool,
+    sql: &str,
     rows: Vec<Encoded<T>>,
 ) -> Result<Vec<T::Stored>, StoreError> {
     let now = Timestamp::now();
@@ -175,7 +192,7 @@ pub(super) async fn upsert<T: Upsert>(
         json.push_str(&row.json);
     }
     json.push(']');
-    let placed: String = sqlx::query_scalar(&statement::<T>())
+    let placed: String = sqlx::query_scalar(sql)
         .bind(json)
         .bind(now_text.as_str())
         .fetch_one(writer)
