@@ -18,10 +18,23 @@ pub struct InventoryInput {
     pub inventory: StockLevel,
 }
 
+/// What identifies an inventory row: a SKU is unique per seller and marketplace. The upsert key
+/// of both databases (their unique index) and of batches (one key twice is refused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InventoryKey<'a> {
+    pub seller_id: &'a SellerId,
+    pub market_place_id: &'a Marketplace,
+    pub seller_sku: &'a SellerSku,
+}
+
 impl InventoryInput {
-    /// The upsert key, for spotting the same row twice in one batch.
-    pub fn key(&self) -> (&SellerId, &Marketplace, &SellerSku) {
-        (&self.seller_id, &self.market_place_id, &self.seller_sku)
+    /// The row this request creates or updates.
+    pub fn key(&self) -> InventoryKey<'_> {
+        InventoryKey {
+            seller_id: &self.seller_id,
+            market_place_id: &self.market_place_id,
+            seller_sku: &self.seller_sku,
+        }
     }
 }
 
@@ -39,6 +52,17 @@ pub struct Inventory {
     pub inventory: StockLevel,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
+}
+
+impl Inventory {
+    /// The key of this stored row (see `InventoryKey`).
+    pub fn key(&self) -> InventoryKey<'_> {
+        InventoryKey {
+            seller_id: &self.seller_id,
+            market_place_id: &self.market_place_id,
+            seller_sku: &self.seller_sku,
+        }
+    }
 }
 
 /// Optional equality filters of the inventory list; `None` matches everything.

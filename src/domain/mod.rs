@@ -11,10 +11,10 @@ mod sales;
 mod timestamp;
 mod user;
 
-pub use inventory::{Inventory, InventoryFilter, InventoryInput};
+pub use inventory::{Inventory, InventoryFilter, InventoryInput, InventoryKey};
 pub use money::Money;
 pub use period::Period;
-pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput};
+pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput, SalesTargetKey};
 pub use timestamp::Timestamp;
 pub use user::{NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch, Username};
 

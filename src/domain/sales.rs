@@ -17,15 +17,25 @@ pub struct SalesTargetInput {
     pub sales_target: Money,
 }
 
+/// What identifies a sales target: one amount per seller, parent ASIN, marketplace and period.
+/// The upsert key of both databases (their unique index) and of batches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SalesTargetKey<'a> {
+    pub seller_id: &'a SellerId,
+    pub parent_asin: &'a Asin,
+    pub market_place_id: &'a Marketplace,
+    pub period: &'a Period,
+}
+
 impl SalesTargetInput {
-    /// The upsert key, for spotting the same row twice in one batch.
-    pub fn key(&self) -> (&SellerId, &Asin, &Marketplace, &Period) {
-        (
-            &self.seller_id,
-            &self.parent_asin,
-            &self.market_place_id,
-            &self.period,
-        )
+    /// The row this request creates or updates.
+    pub fn key(&self) -> SalesTargetKey<'_> {
+        SalesTargetKey {
+            seller_id: &self.seller_id,
+            parent_asin: &self.parent_asin,
+            market_place_id: &self.market_place_id,
+            period: &self.period,
+        }
     }
 }
 
@@ -42,6 +52,18 @@ pub struct SalesTarget {
     pub sales_target: Money,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
+}
+
+impl SalesTarget {
+    /// The key of this stored row (see `SalesTargetKey`).
+    pub fn key(&self) -> SalesTargetKey<'_> {
+        SalesTargetKey {
+            seller_id: &self.seller_id,
+            parent_asin: &self.parent_asin,
+            market_place_id: &self.market_place_id,
+            period: &self.period,
+        }
+    }
 }
 
 /// Optional equality filters of the sales-target list; `None` matches everything.

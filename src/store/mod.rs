@@ -1,25 +1,34 @@
-//! Storage: the `Store` trait the handlers call, its error type, and the pieces both backends
-//! share (row shapes, the SQL of lists). `sqlite.rs` and `mysql.rs` each implement the trait;
-//! `connect` picks one by the scheme of `DATABASE_URL`.
+//! Storage: the `Store` trait the handlers call, and one implementation per database.
 //!
-//! Every statement is parameterised. SQL text is assembled only from the constant column and
-//! table names in this module, never from input.
+//! Reading order:
+//! 1. this file: the `Store` trait (what the service can ask of a database) and `connect`,
+//!    which picks the backend by the scheme of `DATABASE_URL`;
+//! 2. `error.rs`: `StoreError`, what every operation can fail with;
+//! 3. `rows.rs`: the row structs statements read into, and their conversion to domain records;
+//! 4. `sql/`: SQL that is the same text on both databases (users, refresh tokens, lists,
+//!    deletes), written once as functions generic over the backend;
+//! 5. `sqlite/` and `mysql/`: each backend's own SQL (its upserts, as literal text) and how it
+//!    runs statements: SQLite through one write queue (`sqlite/writer.rs`), MySQL through a
+//!    pool with a transaction per operation.
+//!
+//! Every statement is parameterised. SQL text is assembled only from constant column and table
+//! names, never from input.
 
-#[macro_use]
-mod auth_sql;
-mod group_commit;
+mod error;
 mod mysql;
+mod rows;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, Money, NewRefreshToken, NewUser,
-    PageRequest, Period, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope,
-    SellerId, SellerSku, StockLevel, Timestamp, User, UserPatch,
+    Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
+    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, Timestamp, User, UserPatch,
 };
 
+pub use error::{ConnectError, StoreError};
 pub use mysql::MySqlStore;
 pub use sqlite::SqliteStore;
 
@@ -40,20 +49,20 @@ impl<T> Listed<T> {
     }
 }
 
-/// The data operations of sellerdesk. One implementation per database; the same contract tests
-/// run against each.
+/// The data operations of sellerdesk. One implementation per database; the same HTTP test
+/// suite runs against each.
 #[async_trait::async_trait] // needed: native async trait methods cannot sit behind `dyn`
 pub trait Store: Send + Sync + 'static {
-    /// Answers when the database can run a statement now.
+    /// Answers when the database can serve statements now (reads, and for SQLite the writer).
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// Creates the target for (seller, parent ASIN, marketplace, period), or updates the amount
-    /// of the one that exists. One atomic statement: safe under any number of concurrent writes.
+    /// of the one that exists. Safe under any number of concurrent writes of one key.
     async fn upsert_sales_target(&self, item: &SalesTargetInput)
         -> Result<SalesTarget, StoreError>;
 
-    /// Upserts every item in one transaction with multi-row statements: all are written, or
-    /// none. Returns the stored rows in input order. Keys must be distinct.
+    /// Upserts every item in one transaction: all are written, or none. Returns the stored rows
+    /// in input order. Keys must be distinct.
     async fn upsert_sales_targets(
         &self,
         items: Vec<SalesTargetInput>,
@@ -74,11 +83,11 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError>;
 
     /// Creates the stock row for (seller, marketplace, SKU), or updates the one that exists.
-    /// One atomic statement: safe under any number of concurrent writes.
+    /// Safe under any number of concurrent writes of one key.
     async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError>;
 
-    /// Upserts every item in one transaction with multi-row statements: all are written, or
-    /// none. Returns the stored rows in input order. Keys must be distinct.
+    /// Upserts every item in one transaction: all are written, or none. Returns the stored rows
+    /// in input order. Keys must be distinct.
     async fn upsert_inventories(
         &self,
         items: Vec<InventoryInput>,
@@ -138,49 +147,6 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
 }
 
-/// What a store operation can fail with. `crate::error` maps it to HTTP in one place.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("not found")]
-    NotFound,
-    #[error("already exists")]
-    Conflict,
-    #[error("database unavailable")]
-    Unavailable,
-    #[error(transparent)]
-    Db(sqlx::Error),
-}
-
-/// MySQL/MariaDB error numbers that mean "the database cannot serve us right now" rather than
-/// "this statement is wrong": too many connections, access denied, unknown database (dropped
-/// under us), shutdown in progress, lock wait timeout, connection killed.
-const MYSQL_UNAVAILABLE: [u16; 8] = [1040, 1044, 1045, 1049, 1053, 1205, 1317, 1927];
-
-impl From<sqlx::Error> for StoreError {
-    fn from(e: sqlx::Error) -> Self {
-        match &e {
-            sqlx::Error::RowNotFound => Self::NotFound,
-            sqlx::Error::Database(d) if d.is_unique_violation() => Self::Conflict,
-            sqlx::Error::Database(d)
-                if mysql::error_number(&**d).is_some_and(|n| MYSQL_UNAVAILABLE.contains(&n)) =>
-            {
-                Self::Unavailable
-            }
-            // SQLITE_BUSY / SQLITE_LOCKED after the busy timeout: the file is held elsewhere.
-            sqlx::Error::Database(d) if matches!(d.code().as_deref(), Some("5" | "6" | "517")) => {
-                Self::Unavailable
-            }
-            sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::Protocol(_)
-            | sqlx::Error::WorkerCrashed => Self::Unavailable,
-            _ => Self::Db(e),
-        }
-    }
-}
-
 /// How to open the database, from the configuration.
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
@@ -201,261 +167,4 @@ pub async fn connect(options: &StoreOptions) -> Result<Arc<dyn Store>, ConnectEr
         _ => return Err(ConnectError::UnsupportedScheme),
     };
     Ok(store)
-}
-
-/// Why the database could not be opened at start-up. Never carries the URL: it may hold a
-/// password.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    #[error("DATABASE_URL must start with sqlite:, mysql: or mariadb:")]
-    UnsupportedScheme,
-    #[error("cannot open the database: {0}")]
-    Open(#[from] sqlx::Error),
-    #[error("cannot apply migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-}
-
-// ---- What both backends share ------------------------------------------------------------
-
-const SALES_COLUMNS: &str = "id, seller_id, parent_asin, market_place_id, period, \
-     sales_target_cents, create_time, update_time";
-const INVENTORY_COLUMNS: &str = "id, seller_id, parent_asin, child_asin, seller_sku, \
-     market_place_id, inventory, create_time, update_time";
-
-/// A table's name and the columns its row struct reads.
-#[derive(Debug, Clone, Copy)]
-struct Table {
-    name: &'static str,
-    columns: &'static str,
-}
-
-const SALES_TARGETS: Table = Table {
-    name: "sales_targets",
-    columns: SALES_COLUMNS,
-};
-const INVENTORY: Table = Table {
-    name: "inventory",
-    columns: INVENTORY_COLUMNS,
-};
-
-/// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
-/// collation (`utf8mb4_bin`, which we use so that keys compare exactly, as on SQLite) as
-/// `VARBINARY`, and sqlx will not decode those as `String` (sqlx issue #3387); this accepts both.
-struct Text(String);
-
-impl sqlx::Type<sqlx::MySql> for Text {
-    fn type_info() -> sqlx::mysql::MySqlTypeInfo {
-        <String as sqlx::Type<sqlx::MySql>>::type_info()
-    }
-
-    fn compatible(ty: &sqlx::mysql::MySqlTypeInfo) -> bool {
-        <String as sqlx::Type<sqlx::MySql>>::compatible(ty)
-            || <Vec<u8> as sqlx::Type<sqlx::MySql>>::compatible(ty)
-    }
-}
-
-impl<'r> sqlx::Decode<'r, sqlx::MySql> for Text {
-    fn decode(value: sqlx::mysql::MySqlValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        // Checks UTF-8 whatever the column's flags say.
-        <&str as sqlx::Decode<sqlx::MySql>>::decode(value).map(|s| Self(s.to_owned()))
-    }
-}
-
-impl sqlx::Type<sqlx::Sqlite> for Text {
-    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-        <String as sqlx::Type<sqlx::Sqlite>>::type_info()
-    }
-}
-
-impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for Text {
-    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
-        <String as sqlx::Decode<sqlx::Sqlite>>::decode(value).map(Self)
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct SalesTargetRow {
-    id: i64,
-    seller_id: Text,
-    parent_asin: Text,
-    market_place_id: Text,
-    period: Text,
-    sales_target_cents: i64,
-    create_time: chrono::NaiveDateTime,
-    update_time: chrono::NaiveDateTime,
-}
-
-impl From<SalesTargetRow> for SalesTarget {
-    fn from(r: SalesTargetRow) -> Self {
-        Self {
-            id: r.id,
-            seller_id: SellerId::from_stored(r.seller_id.0),
-            parent_asin: Asin::from_stored(r.parent_asin.0),
-            market_place_id: Marketplace::from_stored(r.market_place_id.0),
-            period: Period::from_stored(r.period.0),
-            sales_target: Money::from_cents(r.sales_target_cents),
-            create_time: Timestamp::from_naive_utc(r.create_time),
-            update_time: Timestamp::from_naive_utc(r.update_time),
-        }
-    }
-}
-
-#[derive(sqlx::FromRow)]
-struct InventoryRow {
-    id: i64,
-    seller_id: Text,
-    parent_asin: Text,
-    child_asin: Text,
-    seller_sku: Text,
-    market_place_id: Text,
-    inventory: i32,
-    create_time: chrono::NaiveDateTime,
-    update_time: chrono::NaiveDateTime,
-}
-
-impl From<InventoryRow> for Inventory {
-    fn from(r: InventoryRow) -> Self {
-        Self {
-            id: r.id,
-            seller_id: SellerId::from_stored(r.seller_id.0),
-            parent_asin: Asin::from_stored(r.parent_asin.0),
-            child_asin: Asin::from_stored(r.child_asin.0),
-            seller_sku: SellerSku::from_stored(r.seller_sku.0),
-            market_place_id: Marketplace::from_stored(r.market_place_id.0),
-            inventory: StockLevel::from_stored(r.inventory),
-            create_time: Timestamp::from_naive_utc(r.create_time),
-            update_time: Timestamp::from_naive_utc(r.update_time),
-        }
-    }
-}
-
-/// The equality conditions of a list query: constant column names and the values to bind.
-type Conditions<'a> = Vec<(&'static str, &'a str)>;
-
-fn sales_conditions(f: &SalesTargetFilter) -> Conditions<'_> {
-    [
-        ("seller_id", f.seller_id.as_ref().map(SellerId::as_str)),
-        ("parent_asin", f.parent_asin.as_ref().map(Asin::as_str)),
-        (
-            "market_place_id",
-            f.market_place_id.as_ref().map(Marketplace::as_str),
-        ),
-        ("period", f.period.as_ref().map(Period::as_str)),
-    ]
-    .into_iter()
-    .filter_map(|(column, value)| Some((column, value?)))
-    .collect()
-}
-
-fn inventory_conditions(f: &InventoryFilter) -> Conditions<'_> {
-    [
-        ("seller_id", f.seller_id.as_ref().map(SellerId::as_str)),
-        (
-            "market_place_id",
-            f.market_place_id.as_ref().map(Marketplace::as_str),
-        ),
-        ("parent_asin", f.parent_asin.as_ref().map(Asin::as_str)),
-        ("child_asin", f.child_asin.as_ref().map(Asin::as_str)),
-        ("seller_sku", f.seller_sku.as_ref().map(SellerSku::as_str)),
-    ]
-    .into_iter()
-    .filter_map(|(column, value)| Some((column, value?)))
-    .collect()
-}
-
-/// A `WHERE` clause (with `?` placeholders, which SQLite and MySQL both take) and the values to
-/// bind, in order, for `conditions` restricted to `scope`.
-fn where_clause<'a>(conditions: &Conditions<'a>, scope: &'a Scope) -> (String, Vec<&'a str>) {
-    let mut parts: Vec<String> = Vec::new();
-    let mut binds: Vec<&'a str> = Vec::new();
-    for (column, value) in conditions {
-        parts.push(format!("{column} = ?"));
-        binds.push(value);
-    }
-    if let Scope::Sellers(sellers) = scope {
-        if sellers.is_empty() {
-            parts.push("1 = 0".to_owned());
-        } else {
-            let marks = vec!["?"; sellers.len()].join(", ");
-            parts.push(format!("seller_id IN ({marks})"));
-            binds.extend(sellers.iter().map(SellerId::as_str));
-        }
-    }
-    if parts.is_empty() {
-        (String::new(), binds)
-    } else {
-        (format!(" WHERE {}", parts.join(" AND ")), binds)
-    }
-}
-
-/// The scope restriction of a single-row statement by id (`... WHERE id = ?` + this).
-fn scope_condition(scope: &Scope) -> (String, Vec<&str>) {
-    match where_clause(&Vec::new(), scope) {
-        (clause, binds) if clause.is_empty() => (String::new(), binds),
-        (clause, binds) => (clause.replacen(" WHERE ", " AND ", 1), binds),
-    }
-}
-
-/// Bounds under which the shared statements below run on a backend's pool.
-trait Backend: sqlx::Database {}
-impl Backend for sqlx::Sqlite {}
-impl Backend for sqlx::MySql {}
-
-/// The row of `table` with this id, on either backend.
-async fn get_row<DB, R>(pool: &sqlx::Pool<DB>, table: Table, id: i64) -> Result<R, StoreError>
-where
-    DB: Backend,
-    R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
-    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
-{
-    let sql = format!("SELECT {} FROM {} WHERE id = ?", table.columns, table.name);
-    Ok(sqlx::query_as::<DB, R>(&sql)
-        .bind(id)
-        .fetch_one(pool)
-        .await?)
-}
-
-/// One page of `table` and its total, read in one transaction so that the two agree.
-async fn list_rows<DB, R>(
-    pool: &sqlx::Pool<DB>,
-    table: Table,
-    conditions: Conditions<'_>,
-    scope: &Scope,
-    page: PageRequest,
-) -> Result<Listed<R>, StoreError>
-where
-    DB: Backend,
-    R: for<'r> sqlx::FromRow<'r, DB::Row> + Send + Unpin,
-    i64: for<'q> sqlx::Encode<'q, DB> + sqlx::Type<DB> + for<'r> sqlx::Decode<'r, DB>,
-    for<'a> &'a str: sqlx::Encode<'a, DB> + sqlx::Type<DB>,
-    for<'q> DB::Arguments<'q>: sqlx::IntoArguments<'q, DB>,
-    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
-    usize: sqlx::ColumnIndex<DB::Row>,
-{
-    let (where_sql, binds) = where_clause(&conditions, scope);
-    let rows_sql = format!(
-        "SELECT {} FROM {}{where_sql} ORDER BY id LIMIT ? OFFSET ?",
-        table.columns, table.name
-    );
-    let count_sql = format!("SELECT COUNT(*) FROM {}{where_sql}", table.name);
-    let mut tx = pool.begin().await?;
-    let mut count = sqlx::query_scalar::<DB, i64>(&count_sql);
-    let mut rows = sqlx::query_as::<DB, R>(&rows_sql);
-    for value in &binds {
-        count = count.bind(*value);
-        rows = rows.bind(*value);
-    }
-    let total = count.fetch_one(&mut *tx).await?;
-    let items = rows
-        .bind(i64::from(page.size))
-        .bind(page.offset())
-        .fetch_all(&mut *tx)
-        .await?;
-    tx.commit().await?;
-    Ok(Listed {
-        items,
-        total: u64::try_from(total).unwrap_or_default(),
-    })
 }

@@ -1,75 +1,110 @@
-//! Multi-row upserts on SQLite, which batches and the group-commit queue both write through.
+//! The upserts of SQLite: the SQL of each table, and how a group of rows is written with it.
 //!
-//! The rows travel as one bound value, a JSON array of arrays, which the statement unpacks with
-//! `json_each`. So the SQL is the same for any number of rows: one small prepared statement per
-//! table instead of one per row count (each ~1 MB at 1000 rows, and sqlx caches up to 100 of
-//! them per connection, so varied batch sizes grew the process by ~100 MB), and no per-value
-//! binding in sqlx, which copies every bound string.
+//! The rows of a statement travel as one bound value, a JSON array of row objects, which the
+//! statement unpacks with `json_each`. So the SQL is one constant for any number of rows: one
+//! small prepared statement per table instead of one per row count (each ~1 MB at 1000 rows,
+//! cached up to 100 per connection), and no per-value binding in sqlx, which copies every bound
+//! string.
 //!
-//! One query carries two statements: the `INSERT … ON CONFLICT DO UPDATE` of every row (one
-//! statement, so all rows or none), then a `SELECT` that returns the id and `create_time` of
-//! each row, by its position in the input, as one JSON value. sqlx moves every result row across
-//! a thread and copies each of its values; profiling showed that per-row cost (a `RETURNING` of
-//! whole rows), not SQLite, was most of a batch's time (bench/RESULTS.md). The stored record is
-//! the input itself plus those two values and the statement's time.
-//!
-//! Both statements run in one hand-off to the connection's thread. They are not wrapped in a
-//! transaction, which would cost two more: this process has one writer connection, so nothing
-//! of ours runs between them.
+//! Each constant holds two statements, run in one hand-off to the connection's thread: the
+//! `INSERT … ON CONFLICT DO UPDATE` of every row, then a `SELECT` of the id and `create_time` of
+//! each input row, by its position in the input, as one JSON value. sqlx moves every result row
+//! across a thread and copies each of its values; profiling showed that per-row cost (a
+//! `RETURNING` of whole rows), not SQLite, was most of a batch's time (bench/RESULTS.md). The
+//! stored record is the input itself plus those two values and the statement's time.
 
-use std::fmt::Write;
-use std::sync::Arc;
+use serde::Serialize;
+use sqlx::SqliteConnection;
 
-use sqlx::SqlitePool;
-
-use super::{parse_stored_time, sqlite_timestamp};
+use super::time::{parse_stored_time, stored_time};
 use crate::domain::{Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
-use crate::store::group_commit::{key_hash, Queue};
 use crate::store::StoreError;
 
-/// One kind of record as an upsert writes it.
-pub(super) trait Upsert: Sized {
-    type Stored;
-    const TABLE: &'static str;
-    /// The columns `to_json` writes, in its order (`create_time` and `update_time` follow).
-    const COLUMNS: &'static [&'static str];
-    /// The unique key, as positions in `COLUMNS`; every other column is replaced on conflict.
-    const KEY: &'static [usize];
+/// Creates or updates every sales target in `?1`; `?2` is the time of the write. Then reports
+/// `[position, id, create_time]` of each input row.
+const UPSERT_SALES_TARGETS: &str = "\
+    INSERT INTO sales_targets \
+        (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
+    SELECT value ->> 'seller_id', value ->> 'parent_asin', value ->> 'market_place_id', \
+        value ->> 'period', value ->> 'sales_target_cents', ?2, ?2 \
+    FROM json_each(?1) WHERE true \
+    ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
+        sales_target_cents = excluded.sales_target_cents, \
+        update_time = excluded.update_time; \
+    SELECT json_group_array(json_array(j.key, t.id, t.create_time)) \
+    FROM json_each(?1) AS j JOIN sales_targets AS t \
+        ON t.seller_id = j.value ->> 'seller_id' AND t.parent_asin = j.value ->> 'parent_asin' \
+        AND t.market_place_id = j.value ->> 'market_place_id' AND t.period = j.value ->> 'period'";
 
-    /// Appends this row's values as a JSON array, in `COLUMNS` order.
+/// Creates or updates every inventory row in `?1`; `?2` is the time of the write. Then reports
+/// `[position, id, create_time]` of each input row.
+const UPSERT_INVENTORY: &str = "\
+    INSERT INTO inventory \
+        (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) \
+    SELECT value ->> 'seller_id', value ->> 'parent_asin', value ->> 'child_asin', \
+        value ->> 'seller_sku', value ->> 'market_place_id', value ->> 'inventory', ?2, ?2 \
+    FROM json_each(?1) WHERE true \
+    ON CONFLICT (seller_id, market_place_id, seller_sku) DO UPDATE SET \
+        parent_asin = excluded.parent_asin, \
+        child_asin = excluded.child_asin, \
+        inventory = excluded.inventory, \
+        update_time = excluded.update_time; \
+    SELECT json_group_array(json_array(j.key, t.id, t.create_time)) \
+    FROM json_each(?1) AS j JOIN inventory AS t \
+        ON t.seller_id = j.value ->> 'seller_id' AND t.market_place_id = j.value ->> 'market_place_id' \
+        AND t.seller_sku = j.value ->> 'seller_sku'";
+
+/// One kind of record as its upsert writes it.
+pub(super) trait Upsert: Sized + Send + 'static {
+    type Stored: Send + 'static;
+    /// The statement (see the constants above).
+    const SQL: &'static str;
+
+    /// Appends this row as the JSON object the statement reads.
     fn to_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()>;
 
-    /// The hash of the unique key.
+    /// A hash of the row's key, so that the write queue can keep one key out of a group twice.
     fn key_hash(&self) -> u64;
 
     fn stored(self, id: i64, create_time: Timestamp, update_time: Timestamp) -> Self::Stored;
 }
 
+/// A hash of a key: enough to keep one key out of a group twice (two keys that collide only
+/// make a job wait for the next group).
+fn hash_of(key: impl std::hash::Hash) -> u64 {
+    use std::hash::Hasher;
+    let mut hasher = std::hash::DefaultHasher::new();
+    key.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// A sales target as `UPSERT_SALES_TARGETS` reads it.
+#[derive(Serialize)]
+struct SalesTargetJson<'a> {
+    seller_id: &'a str,
+    parent_asin: &'a str,
+    market_place_id: &'a str,
+    period: &'a str,
+    sales_target_cents: i64,
+}
+
 impl Upsert for SalesTargetInput {
     type Stored = SalesTarget;
-    const TABLE: &'static str = "sales_targets";
-    const COLUMNS: &'static [&'static str] = &[
-        "seller_id",
-        "parent_asin",
-        "market_place_id",
-        "period",
-        "sales_target_cents",
-    ];
-    const KEY: &'static [usize] = &[0, 1, 2, 3];
+    const SQL: &'static str = UPSERT_SALES_TARGETS;
 
     fn to_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let row = (
-            self.seller_id.as_str(),
-            self.parent_asin.as_str(),
-            self.market_place_id.as_str(),
-            self.period.as_str(),
-            self.sales_target.cents(),
-        );
+        let row = SalesTargetJson {
+            seller_id: self.seller_id.as_str(),
+            parent_asin: self.parent_asin.as_str(),
+            market_place_id: self.market_place_id.as_str(),
+            period: self.period.as_str(),
+            sales_target_cents: self.sales_target.cents(),
+        };
         serde_json::to_writer(out, &row)
     }
 
     fn key_hash(&self) -> u64 {
-        key_hash(self.key())
+        hash_of(self.key())
     }
 
     fn stored(self, id: i64, create_time: Timestamp, update_time: Timestamp) -> SalesTarget {
@@ -86,33 +121,35 @@ impl Upsert for SalesTargetInput {
     }
 }
 
+/// An inventory row as `UPSERT_INVENTORY` reads it.
+#[derive(Serialize)]
+struct InventoryJson<'a> {
+    seller_id: &'a str,
+    parent_asin: &'a str,
+    child_asin: &'a str,
+    seller_sku: &'a str,
+    market_place_id: &'a str,
+    inventory: i32,
+}
+
 impl Upsert for InventoryInput {
     type Stored = Inventory;
-    const TABLE: &'static str = "inventory";
-    const COLUMNS: &'static [&'static str] = &[
-        "seller_id",
-        "parent_asin",
-        "child_asin",
-        "seller_sku",
-        "market_place_id",
-        "inventory",
-    ];
-    const KEY: &'static [usize] = &[0, 4, 3];
+    const SQL: &'static str = UPSERT_INVENTORY;
 
     fn to_json(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        let row = (
-            self.seller_id.as_str(),
-            self.parent_asin.as_str(),
-            self.child_asin.as_str(),
-            self.seller_sku.as_str(),
-            self.market_place_id.as_str(),
-            self.inventory.get(),
-        );
+        let row = InventoryJson {
+            seller_id: self.seller_id.as_str(),
+            parent_asin: self.parent_asin.as_str(),
+            child_asin: self.child_asin.as_str(),
+            seller_sku: self.seller_sku.as_str(),
+            market_place_id: self.market_place_id.as_str(),
+            inventory: self.inventory.get(),
+        };
         serde_json::to_writer(out, &row)
     }
 
     fn key_hash(&self) -> u64 {
-        key_hash(self.key())
+        hash_of(self.key())
     }
 
     fn stored(self, id: i64, create_time: Timestamp, update_time: Timestamp) -> Inventory {
@@ -134,146 +171,76 @@ impl Upsert for InventoryInput {
 /// that the one task feeding the writer, whose every microsecond the writer waits for, only
 /// concatenates.
 pub(super) struct Encoded<T> {
-    row: T,
+    pub row: T,
     json: String,
-    key: u64,
+    pub key: u64,
 }
 
 impl<T: Upsert> Encoded<T> {
     pub(super) fn new(row: T) -> Result<Self, StoreError> {
-        let mut json = Vec::with_capacity(128);
-        row.to_json(&mut json)
-            .map_err(|e| sqlx::Error::Encode(e.into()))?;
-        let json = String::from_utf8(json).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        let mut json = Vec::with_capacity(160);
+        row.to_json(&mut json).map_err(StoreError::codec)?;
+        let json = String::from_utf8(json).map_err(StoreError::codec)?;
         let key = row.key_hash();
         Ok(Self { row, json, key })
     }
 
-    /// The row's key hash (see `group_commit::key_hash`).
-    pub(super) fn key(&self) -> u64 {
-        self.key
+    /// Encodes every row of a batch.
+    pub(super) fn all(rows: Vec<T>) -> Result<Vec<Self>, StoreError> {
+        rows.into_iter().map(Self::new).collect()
     }
 }
 
-/// Encodes `rows` for the queue.
-pub(super) fn encode<T: Upsert>(rows: Vec<T>) -> Result<Vec<Encoded<T>>, StoreError> {
-    rows.into_iter().map(Encoded::new).collect()
+/// Where the statement put a row: its id and `create_time` (the input is the rest of it).
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Placed {
+    pub id: i64,
+    pub create_time: Timestamp,
 }
 
-/// The group-commit queue of `T` upserts on the writer connection. The statement is built once.
-pub(super) fn upsert_queue<T>(writer: &SqlitePool) -> Queue<Encoded<T>, T::Stored>
-where
-    T: Upsert + Send + 'static,
-    T::Stored: Send + 'static,
-{
-    let sql: Arc<str> = statement::<T>().into();
-    let writer = writer.clone();
-    Queue::start(Encoded::key, move |rows: Vec<Encoded<T>>| {
-        let (writer, sql) = (writer.clone(), sql.clone());
-        async move { upsert(&writer, &sql, rows).await }
-    })
-}
-
-/// Upserts `rows` (distinct keys) with `sql` (`statement::<T>()`), all or none, and returns the
-/// stored records in input order.
-async fn upsert<T: Upsert>(
-    writer: &SqlitePool,
-    sql: &str,
-    rows: Vec<Encoded<T>>,
-) -> Result<Vec<T::Stored>, StoreError> {
-    let now = Timestamp::now();
-    let now_text = sqlite_timestamp(now);
-    let mut json = String::with_capacity(rows.iter().map(|r| r.json.len() + 1).sum::<usize>() + 2);
+/// Upserts `rows` (distinct keys) at time `now` with `T::SQL`, all or none, and returns where
+/// each row was placed, in input order.
+pub(super) async fn write<'a, T: Upsert>(
+    conn: &mut SqliteConnection,
+    rows: impl Iterator<Item = &'a Encoded<T>>,
+    now: Timestamp,
+) -> Result<Vec<Placed>, StoreError> {
+    let now_text = stored_time(now);
+    let mut json = String::with_capacity(4096);
     json.push('[');
-    for (i, row) in rows.iter().enumerate() {
-        if i > 0 {
+    let mut count = 0;
+    for row in rows {
+        if count > 0 {
             json.push(',');
         }
         json.push_str(&row.json);
+        count += 1;
     }
     json.push(']');
-    let placed: String = sqlx::query_scalar(sql)
+    if count == 0 {
+        return Ok(Vec::new());
+    }
+    let placed: String = sqlx::query_scalar(T::SQL)
         .bind(json)
         .bind(now_text.as_str())
-        .fetch_one(writer)
+        .fetch_one(&mut *conn)
         .await?;
 
     let placed: Vec<(usize, i64, &str)> =
-        serde_json::from_str(&placed).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    let mut found = vec![None; rows.len()];
+        serde_json::from_str(&placed).map_err(StoreError::codec)?;
+    let mut found = vec![None; count];
     for (position, id, created) in placed {
-        let created = if created == now_text {
+        let create_time = if created == now_text {
             now
         } else {
             parse_stored_time(created)?
         };
         if let Some(slot) = found.get_mut(position) {
-            *slot = Some((id, created));
+            *slot = Some(Placed { id, create_time });
         }
     }
-    rows.into_iter()
-        .zip(found)
-        .map(|(encoded, found)| {
-            let (id, created) = found.ok_or(StoreError::Db(sqlx::Error::RowNotFound))?;
-            Ok(encoded.row.stored(id, created, now))
-        })
+    found
+        .into_iter()
+        .map(|placed| placed.ok_or(StoreError::Db(sqlx::Error::RowNotFound)))
         .collect()
-}
-
-/// The two statements (see the module comment): `?1` is the rows, `?2` the time.
-fn statement<T: Upsert>() -> String {
-    let value = |c: usize| format!("value ->> {c}");
-    let values: Vec<String> = (0..T::COLUMNS.len()).map(value).collect();
-    let key: Vec<&str> = T::KEY.iter().map(|&c| T::COLUMNS[c]).collect();
-    let mut sql = String::with_capacity(1024);
-    let _ = write!(
-        sql,
-        "INSERT INTO {table} ({columns}, create_time, update_time) \
-         SELECT {values}, ?2, ?2 FROM json_each(?1) WHERE true \
-         ON CONFLICT ({key}) DO UPDATE SET ",
-        table = T::TABLE,
-        columns = T::COLUMNS.join(", "),
-        values = values.join(", "),
-        key = key.join(", "),
-    );
-    for (c, column) in T::COLUMNS.iter().enumerate() {
-        if !T::KEY.contains(&c) {
-            let _ = write!(sql, "{column} = excluded.{column}, ");
-        }
-    }
-    let _ = write!(
-        sql,
-        "update_time = excluded.update_time; \
-         SELECT json_group_array(json_array(j.key, t.id, t.create_time)) \
-         FROM json_each(?1) AS j JOIN {} AS t ON ",
-        T::TABLE
-    );
-    for (i, &c) in T::KEY.iter().enumerate() {
-        let and = if i == 0 { "" } else { " AND " };
-        let _ = write!(sql, "{and}t.{} = j.value ->> {c}", T::COLUMNS[c]);
-    }
-    sql
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn one_statement_for_any_number_of_rows() {
-        assert_eq!(
-            statement::<SalesTargetInput>(),
-            "INSERT INTO sales_targets (seller_id, parent_asin, market_place_id, period, \
-             sales_target_cents, create_time, update_time) \
-             SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, ?2, ?2 \
-             FROM json_each(?1) WHERE true \
-             ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
-             sales_target_cents = excluded.sales_target_cents, \
-             update_time = excluded.update_time; \
-             SELECT json_group_array(json_array(j.key, t.id, t.create_time)) \
-             FROM json_each(?1) AS j JOIN sales_targets AS t \
-             ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
-             AND t.market_place_id = j.value ->> 2 AND t.period = j.value ->> 3"
-        );
-    }
 }

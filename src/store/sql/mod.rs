@@ -1,0 +1,63 @@
+//! SQL that is the same text on SQLite and MySQL, written once.
+//!
+//! Both databases take `?` placeholders, and sqlx's API is the same for both; only the database
+//! type differs. So these statements are functions generic over the backend, collected on the
+//! type `Shared<DB>` so that the trait bounds every statement needs (how each value binds and
+//! decodes on `DB`) are written once per file, on its `impl` block, rather than on every
+//! function. The few things the two dialects do differently are the `Backend` trait's.
+//!
+//! The functions take a connection and do not begin or commit: the backend decides where a
+//! transaction starts and ends (SQLite's write queue runs many operations in one; MySQL gives
+//! each operation its own and repeats it on a deadlock).
+//!
+//! - `users.rs`: users, their sellers, refresh tokens;
+//! - `records.rs`: get, list and delete of sales targets and inventory rows.
+
+mod records;
+mod users;
+
+use std::marker::PhantomData;
+
+use super::StoreError;
+
+pub(super) use records::{InventoryTable, SalesTargetTable, Table};
+
+/// What the two databases do differently, as far as the shared statements are concerned.
+pub(super) trait Backend: sqlx::Database {
+    /// Appended to a `SELECT` inside a transaction whose rows must stay as read until commit:
+    /// `FOR UPDATE` on MySQL. SQLite needs nothing: its one writer holds the whole database.
+    const LOCK_ROWS: &'static str;
+
+    /// How many rows a statement changed.
+    fn rows_affected(done: &Self::QueryResult) -> u64;
+}
+
+impl Backend for sqlx::Sqlite {
+    const LOCK_ROWS: &'static str = "";
+
+    fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
+impl Backend for sqlx::MySql {
+    const LOCK_ROWS: &'static str = " FOR UPDATE";
+
+    fn rows_affected(done: &sqlx::mysql::MySqlQueryResult) -> u64 {
+        done.rows_affected()
+    }
+}
+
+/// The shared statements, for backend `DB` (see the module comment).
+pub(super) struct Shared<DB>(PhantomData<DB>);
+
+/// A boxed future that may move between threads, as the operations below return.
+pub(super) type BoxFuture<'a, T> =
+    std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// A store operation that a backend runs on one of its connections, inside a transaction the
+/// backend begins and commits: statements on `conn`, with the arguments `args`. A plain
+/// function, so that the backend may run it again (after a deadlock, or alone after its group
+/// failed) without cloning anything.
+pub(super) type Operation<Conn, A, T> =
+    for<'c> fn(&'c mut Conn, &'c A) -> BoxFuture<'c, Result<T, StoreError>>;

@@ -1,0 +1,577 @@
+//! The write queue: every write to SQLite goes through one task, which writes whatever is
+//! waiting as a group, in one transaction per group.
+//!
+//! Why. SQLite allows one writer at a time, so concurrent requests would only race for the
+//! write lock (and surface "database is locked"). And every statement sqlx runs is a hand-off
+//! to the connection's own thread and back; profiling showed those hand-offs, not SQLite, were
+//! most of the cost of a write (bench/RESULTS.md). So requests queue here in arrival order, and
+//! the task writes each group with as few hand-offs as it can: the upserts of one table in the
+//! group become one multi-row statement (`upsert.rs`), and one `BEGIN … COMMIT` covers the
+//! whole group. With one request in flight a group is just that request; under load one
+//! transaction serves many.
+//!
+//! Jobs. A job is a request's write: the rows of an upsert (single or batch), or an `Operation`
+//! (any other write: a delete, a user change, a refresh-token rotation) that runs its own
+//! statements on the connection. Nobody is answered before the transaction commits.
+//!
+//! Order. A group never holds one upsert key twice: a job with a key already in the group
+//! waits for the next one, and so does every later job sharing a key with a waiting job, so the
+//! upserts of a key land in arrival order (the last to arrive wins). A job whose request is gone
+//! (timed out, client hung up) before its turn is dropped unwritten.
+//!
+//! Failure. When a group fails, it is rolled back and its jobs are written again one by one,
+//! each in a transaction of its own, so that one bad job fails alone. (A database that cannot
+//! be reached fails every job at once instead.)
+//!
+//! Supervision. The task runs under a supervisor. Should it ever panic, the jobs it held are
+//! answered "database unavailable" (503 to the client), `/health` reports the database
+//! unavailable (`is_running`), and the supervisor starts the task again at once on the same
+//! queue.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::Arc;
+
+use sqlx::{Connection, SqliteConnection, SqlitePool};
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use super::supervisor::{supervise, Liveness};
+use super::upsert::{self, Encoded, Placed, Upsert};
+use crate::domain::{InventoryInput, SalesTargetInput, Timestamp};
+use crate::store::sql::{BoxFuture, Operation};
+use crate::store::StoreError;
+
+/// Most rows one group carries: each upserted row counts one, each other job one. A larger
+/// batch (up to 1000 rows) is written as a group of its own. Groups of 512 or 1000 rows wrote
+/// 100-row batches ~15% faster, but the process then peaked at ~90 MiB instead of ~60
+/// (bench/RESULTS.md).
+const MAX_ROWS_PER_GROUP: usize = 256;
+/// Most jobs waiting in the queue before submitters themselves wait (back-pressure).
+const MAX_QUEUED_JOBS: usize = 4096;
+
+/// The queue of writes, and the task that carries them out.
+pub(super) struct Writer {
+    jobs: mpsc::Sender<Job>,
+    task: Liveness,
+}
+
+impl Writer {
+    /// Starts the task (under its supervisor) on `pool`, a pool of the one writer connection.
+    pub(super) fn start(pool: SqlitePool) -> Self {
+        let (jobs, queued) = mpsc::channel(MAX_QUEUED_JOBS);
+        let task = supervise("sqlite writer", queued, move |queued| {
+            write_loop(pool.clone(), queued)
+        });
+        Self { jobs, task }
+    }
+
+    /// False while the task is down (between a panic and its restart).
+    pub(super) fn is_running(&self) -> bool {
+        self.task.is_running()
+    }
+
+    /// Upserts `rows` (distinct keys) and returns the stored records in input order, all
+    /// written or none.
+    pub(super) async fn upsert<T: Queued>(
+        &self,
+        rows: Vec<Encoded<T>>,
+    ) -> Result<Vec<T::Stored>, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = T::job(Upserts {
+            rows,
+            placed: Vec::new(),
+            now: Timestamp::now(),
+            reply,
+        });
+        self.submit(job, answer).await
+    }
+
+    /// Runs `operation` with `args` on the writer connection, inside a group's transaction,
+    /// and returns its output once the transaction has committed.
+    pub(super) async fn run<A, T>(
+        &self,
+        args: A,
+        operation: Operation<SqliteConnection, A, T>,
+    ) -> Result<T, StoreError>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Operation(Box::new(Pending {
+            args,
+            operation,
+            output: None,
+            reply,
+        }));
+        self.submit(job, answer).await
+    }
+
+    async fn submit<T>(
+        &self,
+        job: Job,
+        answer: oneshot::Receiver<Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| StoreError::Unavailable)?;
+        // A closed reply means the task dropped the job without answering: it panicked.
+        answer.await.map_err(|_| StoreError::Unavailable)?
+    }
+}
+
+/// One request's write, waiting for its turn.
+pub(super) enum Job {
+    SalesTargets(Upserts<SalesTargetInput>),
+    Inventory(Upserts<InventoryInput>),
+    Operation(Box<dyn Operate>),
+}
+
+/// The rows of an upsert request, and, once written, where each was placed.
+pub(super) struct Upserts<T: Upsert> {
+    rows: Vec<Encoded<T>>,
+    placed: Vec<Placed>,
+    now: Timestamp,
+    reply: oneshot::Sender<Result<Vec<T::Stored>, StoreError>>,
+}
+
+/// The upsert kinds the queue carries: how their jobs are made and found again.
+pub(super) trait Queued: Upsert {
+    fn job(upserts: Upserts<Self>) -> Job;
+    fn of(job: &mut Job) -> Option<&mut Upserts<Self>>;
+}
+
+impl Queued for SalesTargetInput {
+    fn job(upserts: Upserts<Self>) -> Job {
+        Job::SalesTargets(upserts)
+    }
+
+    fn of(job: &mut Job) -> Option<&mut Upserts<Self>> {
+        match job {
+            Job::SalesTargets(upserts) => Some(upserts),
+            _ => None,
+        }
+    }
+}
+
+impl Queued for InventoryInput {
+    fn job(upserts: Upserts<Self>) -> Job {
+        Job::Inventory(upserts)
+    }
+
+    fn of(job: &mut Job) -> Option<&mut Upserts<Self>> {
+        match job {
+            Job::Inventory(upserts) => Some(upserts),
+            _ => None,
+        }
+    }
+}
+
+/// An operation's job, with its type erased so that jobs of any output share the queue.
+pub(super) trait Operate: Send {
+    fn abandoned(&self) -> bool;
+    /// Runs the statements and keeps the output; may run again after its group failed.
+    fn run<'a>(
+        &'a mut self,
+        conn: &'a mut SqliteConnection,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Answers the request: the output if the transaction committed, else the failure.
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+}
+
+struct Pending<A, T> {
+    args: A,
+    operation: Operation<SqliteConnection, A, T>,
+    output: Option<T>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<A: Send + Sync, T: Send> Operate for Pending<A, T> {
+    fn abandoned(&self) -> bool {
+        self.reply.is_closed()
+    }
+
+    fn run<'a>(
+        &'a mut self,
+        conn: &'a mut SqliteConnection,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            self.output = Some((self.operation)(conn, &self.args).await?);
+            Ok(())
+        })
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+        let Pending { output, reply, .. } = *self;
+        let _ = reply.send(committed.and_then(|()| output.ok_or(StoreError::Unavailable)));
+    }
+}
+
+impl Job {
+    fn abandoned(&self) -> bool {
+        match self {
+            Job::SalesTargets(u) => u.reply.is_closed(),
+            Job::Inventory(u) => u.reply.is_closed(),
+            Job::Operation(op) => op.abandoned(),
+        }
+    }
+
+    /// How much of a group this job takes (see `MAX_ROWS_PER_GROUP`), and its upsert keys.
+    fn rows_and_keys(&self) -> (usize, Vec<u64>) {
+        fn keys<T>(rows: &[Encoded<T>]) -> Vec<u64> {
+            rows.iter().map(|r| r.key).collect()
+        }
+        match self {
+            Job::SalesTargets(u) => (u.rows.len(), keys(&u.rows)),
+            Job::Inventory(u) => (u.rows.len(), keys(&u.rows)),
+            Job::Operation(_) => (1, Vec::new()),
+        }
+    }
+
+    /// Answers the request once its group's transaction has committed (or failed).
+    fn finish(self, committed: Result<(), StoreError>) {
+        match self {
+            Job::SalesTargets(u) => u.finish(committed),
+            Job::Inventory(u) => u.finish(committed),
+            Job::Operation(op) => op.finish(committed),
+        }
+    }
+}
+
+impl<T: Upsert> Upserts<T> {
+    fn finish(self, committed: Result<(), StoreError>) {
+        let now = self.now;
+        let outcome = committed.map(|()| {
+            self.rows
+                .into_iter()
+                .zip(self.placed)
+                .map(|(encoded, placed)| encoded.row.stored(placed.id, placed.create_time, now))
+                .collect()
+        });
+        let _ = self.reply.send(outcome);
+    }
+}
+
+/// Takes jobs off the queue and writes them, group by group, until the queue closes.
+async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    let mut queued = queued.lock().await;
+    let mut pending = VecDeque::new();
+    while let Some(first) = queued.recv().await {
+        pending.push_back(first);
+        // Everything already waiting (each job is at least one row of a group).
+        while pending.len() < MAX_ROWS_PER_GROUP {
+            match queued.try_recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => break,
+            }
+        }
+        while !pending.is_empty() {
+            let group = take_group(&mut pending);
+            write_and_answer(&pool, group).await;
+        }
+    }
+}
+
+/// Takes the next group off `pending`: jobs in arrival order whose keys are distinct from each
+/// other and from every earlier job left waiting, up to `MAX_ROWS_PER_GROUP` rows (the first
+/// job always). Everything else stays queued, in order. Abandoned jobs are dropped.
+fn take_group(pending: &mut VecDeque<Job>) -> Vec<Job> {
+    let mut seen = HashSet::new();
+    let mut group = Vec::new();
+    let mut rows = 0;
+    let mut rest = VecDeque::with_capacity(pending.len());
+    while let Some(job) = pending.pop_front() {
+        if job.abandoned() {
+            continue;
+        }
+        let (size, keys) = job.rows_and_keys();
+        let fits = group.is_empty() || rows + size <= MAX_ROWS_PER_GROUP;
+        let clashes = keys.iter().any(|k| seen.contains(k));
+        seen.extend(keys);
+        if fits && !clashes {
+            rows += size;
+            group.push(job);
+        } else {
+            rest.push_back(job);
+        }
+    }
+    *pending = rest;
+    group
+}
+
+/// Writes `group` in one transaction and answers its jobs; if that fails, writes each job
+/// alone, so that only the one to blame fails.
+async fn write_and_answer(pool: &SqlitePool, mut group: Vec<Job>) {
+    let mut conn = match pool.acquire().await {
+        Ok(conn) => conn,
+        Err(e) => return answer_all(group, &StoreError::from(e)),
+    };
+    match write_group(&mut conn, &mut group).await {
+        Ok(()) => group.into_iter().for_each(|job| job.finish(Ok(()))),
+        Err(e) if group.len() == 1 || matches!(e, StoreError::Unavailable) => {
+            answer_all(group, &e);
+        }
+        Err(_) => {
+            for mut job in group {
+                let outcome = write_group(&mut conn, std::slice::from_mut(&mut job)).await;
+                job.finish(outcome);
+            }
+        }
+    }
+}
+
+fn answer_all(group: Vec<Job>, e: &StoreError) {
+    for job in group {
+        job.finish(Err(e.duplicate()));
+    }
+}
+
+/// The group's transaction: its upserts, table by table, then its operations in arrival order.
+async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(), StoreError> {
+    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
+    write_upserts::<SalesTargetInput>(&mut tx, group).await?;
+    write_upserts::<InventoryInput>(&mut tx, group).await?;
+    for job in group.iter_mut() {
+        if let Job::Operation(op) = job {
+            op.run(&mut tx).await?;
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The upserts of kind `T` in `group`, as one statement; each job keeps where its rows went.
+async fn write_upserts<T: Queued>(
+    conn: &mut SqliteConnection,
+    group: &mut [Job],
+) -> Result<(), StoreError> {
+    let mut jobs: Vec<&mut Upserts<T>> = group.iter_mut().filter_map(T::of).collect();
+    let Some(first) = jobs.first() else {
+        return Ok(());
+    };
+    let now = first.now;
+    let placed = upsert::write(conn, jobs.iter().flat_map(|job| job.rows.iter()), now).await?;
+    let mut placed = placed.into_iter();
+    for job in &mut jobs {
+        job.now = now;
+        job.placed = placed.by_ref().take(job.rows.len()).collect();
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A job's answer, kept alive by the test (a job without one is dropped as abandoned).
+    type Kept = Box<dyn std::any::Any + Send>;
+
+    /// An operation job that does nothing.
+    fn noop() -> (Job, Kept) {
+        let (reply, answer) = oneshot::channel::<Result<(), StoreError>>();
+        let job = Job::Operation(Box::new(Pending {
+            args: (),
+            operation: |_, _| Box::pin(async { Ok(()) }),
+            output: None,
+            reply,
+        }));
+        (job, Box::new(answer))
+    }
+
+    /// An inventory upsert job of rows with these SKU numbers.
+    fn upsert(skus: &[u32]) -> (Job, Kept) {
+        let rows = skus
+            .iter()
+            .map(|n| Encoded::new(inventory(*n)).unwrap())
+            .collect();
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Inventory(Upserts {
+            rows,
+            placed: Vec::new(),
+            now: Timestamp::now(),
+            reply,
+        });
+        (job, Box::new(answer))
+    }
+
+    /// The jobs made by `make`, queued, and their answers.
+    fn queue(made: Vec<(Job, Kept)>) -> (VecDeque<Job>, Vec<Kept>) {
+        let (jobs, kept): (Vec<_>, Vec<_>) = made.into_iter().unzip();
+        (jobs.into(), kept)
+    }
+
+    fn inventory(sku: u32) -> InventoryInput {
+        use crate::domain::{Asin, Marketplace, SellerId, SellerSku, StockLevel};
+        InventoryInput {
+            seller_id: SellerId::parse("A1SELLER0001").unwrap(),
+            parent_asin: Asin::parse("B0PARENT0001").unwrap(),
+            child_asin: Asin::parse("B0CHILD00001").unwrap(),
+            seller_sku: SellerSku::parse(&format!("SKU{sku:010}")).unwrap(),
+            market_place_id: Marketplace::parse("US").unwrap(),
+            inventory: StockLevel::parse(1).unwrap(),
+        }
+    }
+
+    /// The SKU numbers of each upsert job in `jobs` (operations show as `[]`).
+    fn skus(jobs: &[Job]) -> Vec<Vec<u32>> {
+        jobs.iter()
+            .map(|job| match job {
+                Job::Inventory(u) => u
+                    .rows
+                    .iter()
+                    .map(|r| r.row.seller_sku.as_str()[3..].parse().unwrap())
+                    .collect(),
+                _ => Vec::new(),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn groups_have_distinct_keys_and_keep_arrival_order() {
+        let (mut pending, _kept) =
+            queue([1, 2, 1, 3, 2, 1].iter().map(|n| upsert(&[*n])).collect());
+        assert_eq!(skus(&take_group(&mut pending)), [[1], [2], [3]]);
+        assert_eq!(
+            skus(pending.make_contiguous()),
+            [[1], [2], [1]],
+            "the repeats, in order"
+        );
+        assert_eq!(skus(&take_group(&mut pending)), [[1], [2]]);
+        assert_eq!(skus(&take_group(&mut pending)), [[1]]);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_job_sharing_a_key_with_a_waiting_job_waits_behind_it() {
+        // [1, 2] clashes on 1 and waits; [2] must not overtake it, [3] may.
+        let (mut pending, _kept) = queue(vec![
+            upsert(&[1]),
+            upsert(&[1, 2]),
+            upsert(&[2]),
+            upsert(&[3]),
+        ]);
+        assert_eq!(skus(&take_group(&mut pending)), [vec![1], vec![3]]);
+        assert_eq!(skus(pending.make_contiguous()), [vec![1, 2], vec![2]]);
+        assert_eq!(skus(&take_group(&mut pending)), [vec![1, 2]]);
+        assert_eq!(skus(&take_group(&mut pending)), [vec![2]]);
+    }
+
+    #[test]
+    fn a_group_holds_at_most_max_rows_but_always_its_first_job() {
+        let big: Vec<u32> = (0..MAX_ROWS_PER_GROUP as u32 + 5).collect();
+        let half: Vec<u32> = (10_000..10_000 + MAX_ROWS_PER_GROUP as u32 / 2).collect();
+        let rest: Vec<u32> = (20_000..20_000 + MAX_ROWS_PER_GROUP as u32 / 2 - 1).collect();
+        let (mut pending, _kept) = queue(vec![
+            upsert(&big),
+            upsert(&half),
+            upsert(&rest),
+            noop(),
+            upsert(&[30_000]),
+        ]);
+        assert_eq!(skus(&take_group(&mut pending)), [big]);
+        let second = take_group(&mut pending);
+        assert_eq!(
+            skus(&second),
+            [half, rest, vec![]],
+            "{MAX_ROWS_PER_GROUP} rows fit exactly, an operation counting one"
+        );
+        assert_eq!(skus(&take_group(&mut pending)), [[30_000]]);
+        assert!(pending.is_empty());
+    }
+
+    #[test]
+    fn a_job_whose_request_is_gone_is_dropped_unwritten() {
+        let (first, _a) = upsert(&[1]);
+        let (gone, answer) = upsert(&[9]);
+        drop(answer);
+        let (last, _b) = upsert(&[2]);
+        let mut pending: VecDeque<Job> = vec![first, gone, last].into();
+        assert_eq!(skus(&take_group(&mut pending)), [[1], [2]]);
+        assert!(pending.is_empty());
+    }
+
+    /// A temporary SQLite database and its writer pool.
+    async fn database() -> (tempfile::TempDir, SqlitePool) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("w.db").display());
+        let options: sqlx::sqlite::SqliteConnectOptions = url.parse().unwrap();
+        let pool = sqlx::sqlite::SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(options.create_if_missing(true))
+            .await
+            .unwrap();
+        (dir, pool)
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_answered_unavailable_and_the_queue_goes_on() {
+        let (_dir, pool) = database().await;
+        let writer = Writer::start(pool);
+        let panicked: Result<(), _> = writer
+            .run((), |_, _| {
+                Box::pin(async { panic!("a bug in an operation") })
+            })
+            .await;
+        assert!(
+            matches!(panicked, Err(StoreError::Unavailable)),
+            "{panicked:?}"
+        );
+
+        let answered = writer
+            .run(41, |conn, n| {
+                Box::pin(async move {
+                    let (v,): (i64,) = sqlx::query_as("SELECT ? + 1")
+                        .bind(*n)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                    Ok(v)
+                })
+            })
+            .await;
+        assert_eq!(
+            answered.unwrap(),
+            42,
+            "the restarted task writes the next job"
+        );
+        assert!(writer.is_running());
+    }
+
+    #[tokio::test]
+    async fn one_failing_job_fails_alone_and_its_group_is_written() {
+        let (_dir, pool) = database().await;
+        sqlx::query("CREATE TABLE t (v INTEGER NOT NULL)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        let writer = Arc::new(Writer::start(pool.clone()));
+        let insert: Operation<SqliteConnection, i64, ()> = |conn, v| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO t (v) VALUES (?)")
+                    .bind(*v)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        };
+        let broken: Operation<SqliteConnection, (), ()> = |conn, ()| {
+            Box::pin(async move {
+                sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            })
+        };
+        let (a, b, c) = tokio::join!(
+            writer.run(1, insert),
+            writer.run((), broken),
+            writer.run(2, insert),
+        );
+        assert!(a.is_ok() && c.is_ok(), "{a:?} {c:?}");
+        assert!(matches!(b, Err(StoreError::Db(_))), "{b:?}");
+        let (n,): (i64,) = sqlx::query_as("SELECT COUNT(*) FROM t")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(n, 2);
+    }
+}
