@@ -6,10 +6,11 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::str::FromStr;
 use std::time::Duration;
 
 use rand::RngCore;
+
+use crate::middleware::Cidr;
 
 /// A secret string (signing key, password): usable, but never shown by `Debug`.
 #[derive(Clone, PartialEq, Eq)]
@@ -49,57 +50,6 @@ pub enum JwtAlgorithm {
     Hs256,
     Hs384,
     Hs512,
-}
-
-/// An IP network in CIDR notation (`10.0.0.0/8`, `::1/128`; a bare address is a /32 or /128).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
-
-impl Cidr {
-    pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
-            v4 => v4,
-        };
-        match (self.network, ip) {
-            (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX
-                    .checked_shl(32 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u32::from(net) & mask == u32::from(ip) & mask
-            }
-            (IpAddr::V6(net), IpAddr::V6(ip)) => {
-                let mask = u128::MAX
-                    .checked_shl(128 - u32::from(self.prefix))
-                    .unwrap_or(0);
-                u128::from(net) & mask == u128::from(ip) & mask
-            }
-            _ => false,
-        }
-    }
-}
-
-impl FromStr for Cidr {
-    type Err = ();
-
-    fn from_str(text: &str) -> Result<Self, ()> {
-        let (addr, prefix) = text
-            .split_once('/')
-            .map_or((text, None), |(a, p)| (a, Some(p)));
-        let network: IpAddr = addr.trim().parse().map_err(|_| ())?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
-        let prefix = match prefix {
-            Some(p) => p.trim().parse::<u8>().map_err(|_| ())?,
-            None => max,
-        };
-        if prefix > max {
-            return Err(());
-        }
-        Ok(Self { network, prefix })
-    }
 }
 
 /// Every setting of the service.
