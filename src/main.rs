@@ -3,6 +3,7 @@
 //! Thin on purpose: read the configuration, set up logging, open the store, and serve the
 //! router that `sellerdesk::build_app` builds. Everything testable lives in the library.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -88,12 +89,15 @@ fn main() -> ExitCode {
     }
 }
 
+/// The log goes to stdout: JSON lines, or readable text that is coloured only on a terminal
+/// (colour codes in a file or the journal are noise).
 fn init_logging(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_target(false);
+        .with_target(false)
+        .with_ansi(std::io::stdout().is_terminal());
     match format {
         LogFormat::Json => builder
             .json()

@@ -1,4 +1,6 @@
-//! Per-client-IP rate limiting with tower_governor (SPEC §7).
+//! Per-client-IP rate limiting with tower_governor: `RATE_LIMIT_PER_MINUTE` on the API,
+//! `LOGIN_RATE_LIMIT_PER_MINUTE` on the token endpoint, so that one client cannot flood the
+//! service or guess passwords at speed. `/health` is never limited.
 //!
 //! The key is the `ClientIp` that `request_context` resolved: the TCP peer, or, only when the
 //! peer is a trusted proxy, the address `X-Forwarded-For` names. tower_governor's own
