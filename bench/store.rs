@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use sellerdesk::domain::{Asin, InventoryInput, Marketplace, SellerId, SellerSku, StockLevel};
+use sellerdesk::domain::{Asin, InventoryInput, Marketplace, SellerId, SellerSku, Units};
 use sellerdesk::store::{self, Store, StoreOptions};
 
 const KEYS: u32 = 10_000;
@@ -21,7 +21,7 @@ fn item(n: u32, stock: u32) -> InventoryInput {
         child_asin: Asin::parse("B0CHILD00001").unwrap(),
         seller_sku: SellerSku::parse(&format!("SKU{n:010}")).unwrap(),
         market_place_id: Marketplace::parse("US").unwrap(),
-        inventory: StockLevel::parse(i64::from(stock)).unwrap(),
+        inventory: Units::parse(i64::from(stock)).unwrap(),
     }
 }
 

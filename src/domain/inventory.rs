@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{Asin, Marketplace, SellerId, SellerSku, StockLevel, Timestamp};
+use super::{Asin, Marketplace, SellerId, SellerSku, Units, Timestamp};
 
 /// A validated create-or-update request for the stock of one seller SKU. The upsert key is
 /// (`seller_id`, `market_place_id`, `seller_sku`): a SKU is unique per seller and marketplace.
@@ -15,7 +15,7 @@ pub struct InventoryInput {
     pub child_asin: Asin,
     pub seller_sku: SellerSku,
     pub market_place_id: Marketplace,
-    pub inventory: StockLevel,
+    pub inventory: Units,
 }
 
 /// What identifies an inventory row: a SKU is unique per seller and marketplace. The upsert key
@@ -49,7 +49,7 @@ pub struct Inventory {
     pub child_asin: Asin,
     pub seller_sku: SellerSku,
     pub market_place_id: Marketplace,
-    pub inventory: StockLevel,
+    pub inventory: Units,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
 }

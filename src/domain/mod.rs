@@ -132,9 +132,9 @@ impl utoipa::ToSchema for Marketplace {}
 /// A stock level: a whole number from 0 to 2,147,483,647 (a signed 32-bit column on both databases).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct StockLevel(i32);
+pub struct Units(i32);
 
-impl StockLevel {
+impl Units {
     pub const RULE: &'static str = "must be an integer from 0 to 2147483647";
 
     pub fn parse(value: i64) -> Result<Self, &'static str> {
@@ -154,7 +154,7 @@ impl StockLevel {
     }
 }
 
-impl utoipa::PartialSchema for StockLevel {
+impl utoipa::PartialSchema for Units {
     fn schema() -> RefOr<Schema> {
         ObjectBuilder::new()
             .schema_type(Type::Integer)
@@ -167,7 +167,7 @@ impl utoipa::PartialSchema for StockLevel {
     }
 }
 
-impl utoipa::ToSchema for StockLevel {}
+impl utoipa::ToSchema for Units {}
 
 /// Which sellers' rows a caller may touch: every seller (admins, the shell) or a fixed set.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,7 +9,7 @@ use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
 use crate::domain::{
-    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, SellerId, SellerSku, StockLevel,
+    Asin, Inventory, InventoryFilter, InventoryInput, Marketplace, SellerId, SellerSku, Units,
 };
 use crate::error::{ApiError, Envelope};
 use crate::extract::{
@@ -35,7 +35,7 @@ impl FromJsonObject for InventoryInput {
         let child_asin = o.text("child_asin", Asin::parse);
         let seller_sku = o.text("seller_sku", SellerSku::parse);
         let market_place_id = o.text("market_place_id", Marketplace::parse);
-        let inventory = o.integer("inventory", StockLevel::parse);
+        let inventory = o.integer("inventory", Units::parse);
         Some(Self {
             seller_id: seller_id?,
             parent_asin: parent_asin?,

@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 
 use crate::domain::{
     Asin, Inventory, Marketplace, Money, Period, Role, SalesTarget, SellerId, SellerSku,
-    StockLevel, Timestamp, User, Username,
+    Units, Timestamp, User, Username,
 };
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
@@ -101,7 +101,7 @@ impl From<InventoryRow> for Inventory {
             child_asin: Asin::from_stored(r.child_asin.0),
             seller_sku: SellerSku::from_stored(r.seller_sku.0),
             market_place_id: Marketplace::from_stored(r.market_place_id.0),
-            inventory: StockLevel::from_stored(r.inventory),
+            inventory: Units::from_stored(r.inventory),
             create_time: Timestamp::from_naive_utc(r.create_time),
             update_time: Timestamp::from_naive_utc(r.update_time),
         }

@@ -401,14 +401,14 @@ mod tests {
     }
 
     fn inventory(sku: u32) -> InventoryInput {
-        use crate::domain::{Asin, Marketplace, SellerId, SellerSku, StockLevel};
+        use crate::domain::{Asin, Marketplace, SellerId, SellerSku, Units};
         InventoryInput {
             seller_id: SellerId::parse("A1SELLER0001").unwrap(),
             parent_asin: Asin::parse("B0PARENT0001").unwrap(),
             child_asin: Asin::parse("B0CHILD00001").unwrap(),
             seller_sku: SellerSku::parse(&format!("SKU{sku:010}")).unwrap(),
             market_place_id: Marketplace::parse("US").unwrap(),
-            inventory: StockLevel::parse(1).unwrap(),
+            inventory: Units::parse(1).unwrap(),
         }
     }
 
