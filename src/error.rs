@@ -1,4 +1,6 @@
-//! The response bodies of SPEC §1 and `ApiError`, the one error type every handler returns.
+//! The response bodies (the success envelope `{"code": 200, "message": "Success", "data"}` and
+//! the error envelope `{"code", "message", "detail"?, "request_id"}`) and `ApiError`, the one
+//! error type every handler returns.
 //!
 //! `ApiError::into_response` decides the status, headers and message; the request-context
 //! middleware (`crate::middleware::request_context`) then writes the error envelope, adding the

@@ -30,7 +30,8 @@ use crate::auth::AuthState;
 use crate::config::Config;
 use crate::store::Store;
 
-/// How long a request may take before it is answered 503 (SPEC §7).
+/// How long a request may take before it is answered 503, so that a stuck database call cannot
+/// hold a client (and its connection) forever.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Cross-origin access for the browser origins in `CORS_ORIGINS` only; with none configured,

@@ -26,8 +26,8 @@ pub use password::Passwords;
 pub use throttle::LoginThrottle;
 
 /// How long a user's role, sellers and active flag are trusted before they are read again.
-/// SPEC §4 wants changes to bite within 5 s on every instance; changes made through this
-/// instance bite at once (`Principals::forget`).
+/// A deactivation or a change of role or sellers must take effect within 5 s on every
+/// instance; changes made through this instance take effect at once (`Principals::forget`).
 pub const PRINCIPAL_TTL: Duration = Duration::from_secs(2);
 
 /// Everything authentication needs, built once at start-up.

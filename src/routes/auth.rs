@@ -1,4 +1,4 @@
-//! OAuth2 token endpoints (SPEC §3): `/api/v1/auth/token` (password and refresh_token grants),
+//! OAuth2 token endpoints: `/api/v1/auth/token` (password and refresh_token grants),
 //! `/api/v1/auth/revoke` (RFC 7009) and `/api/v1/auth/me`.
 //!
 //! The token and revoke endpoints speak RFC 6749, not the envelope: form bodies in,

@@ -1,4 +1,5 @@
-//! Inventory (SPEC §6): upsert, get, list and delete, under `/api/v1/inventory`.
+//! Inventory, the stock level of each seller SKU per marketplace: upsert (single and batch), get,
+//! list and delete, under `/api/v1/inventory`.
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 

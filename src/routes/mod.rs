@@ -25,9 +25,9 @@ use crate::middleware::rate_limit;
 use crate::store::Listed;
 use crate::AppState;
 
-/// Largest body of a single write (SPEC §7).
+/// Largest body of a single write; bigger ones are refused with 413 before they are parsed.
 pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
-/// Largest body of a batch write (SPEC §7).
+/// Largest body of a batch write (1000 items with room to spare).
 pub const BATCH_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
 #[derive(OpenApi)]

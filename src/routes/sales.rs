@@ -1,4 +1,5 @@
-//! Sales targets (SPEC §5): upsert, get, list and delete, under `/api/v1/sales/target`.
+//! Sales targets, monthly or weekly per parent ASIN and marketplace: upsert (single and batch),
+//! get, list and delete, under `/api/v1/sales/target`.
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 

@@ -1,4 +1,4 @@
-//! User management for admins (SPEC §4): create, list, get and change users.
+//! User management, for admins only: create, list, get and change users.
 //! Password hashes are never part of any response.
 
 use axum::extract::State;
