@@ -1,0 +1,169 @@
+//! The OpenAPI document: its header (`ApiDoc`), the OAuth2 security scheme and where it applies
+//! (`BearerAuth`), and the error responses the handlers list in their `#[utoipa::path]`
+//! (`WriteErrors`, `ReadErrors`, ...).
+
+use utoipa::{IntoResponses, OpenApi};
+
+use crate::error::ErrorBody;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sellerdesk",
+        description = "Sales targets and inventory levels for marketplace sellers.\n\n\
+            Every response is JSON. Success: `{\"code\": 200, \"message\": \"Success\", \"data\": ...}`. \
+            Failure: `{\"code\": <status>, \"message\": \"...\", \"detail\": [...], \"request_id\": \"...\"}`, \
+            where `detail` lists every invalid field at once.",
+    ),
+    tags(
+        (name = "auth", description = "OAuth2 password flow: log in, refresh, revoke"),
+        (name = "sales targets", description = "Monthly and weekly sales targets per parent ASIN"),
+        (name = "inventory", description = "Stock levels per seller SKU"),
+        (name = "users", description = "User management (admin only)"),
+        (name = "operations", description = "Health"),
+    ),
+    components(schemas(ErrorBody))
+)]
+pub struct ApiDoc;
+
+/// The name of the security scheme in the OpenAPI document.
+const SECURITY_SCHEME: &str = "oauth2";
+
+/// Declares the OAuth2 password flow and puts it, with its 401 and 403 answers, on every
+/// operation that needs a token: everything under `/api/v1` but the token and revoke
+/// endpoints. Swagger UI's Authorize button then logs in through `/api/v1/auth/token`.
+pub struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
+        };
+        use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
+
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            SECURITY_SCHEME,
+            SecurityScheme::OAuth2(OAuth2::with_description(
+                [Flow::Password(Password::new("/api/v1/auth/token", Scopes::new()))],
+                "Log in with a sellerdesk username and password; the access token is then sent as `Authorization: Bearer <token>`.",
+            )),
+        );
+        let error = |description: &str| {
+            ResponseBuilder::new()
+                .description(description)
+                .content(
+                    "application/json",
+                    ContentBuilder::new()
+                        .schema(Some(Ref::from_schema_name("ErrorBody")))
+                        .build(),
+                )
+                .build()
+        };
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let public = !path.starts_with("/api/v1/")
+                || path == "/api/v1/auth/token"
+                || path == "/api/v1/auth/revoke";
+            if public {
+                continue;
+            }
+            for operation in [
+                &mut item.get,
+                &mut item.post,
+                &mut item.patch,
+                &mut item.delete,
+                &mut item.put,
+            ]
+            .into_iter()
+            .flatten()
+            {
+                operation.security = Some(vec![SecurityRequirement::new(
+                    SECURITY_SCHEME,
+                    Vec::<String>::new(),
+                )]);
+                operation
+                    .responses
+                    .responses
+                    .entry("401".into())
+                    .or_insert_with(|| {
+                        error(
+                            "missing, invalid or expired access token (`WWW-Authenticate: Bearer`)",
+                        )
+                        .into()
+                    });
+                operation
+                    .responses
+                    .responses
+                    .entry("403".into())
+                    .or_insert_with(|| {
+                        error("the caller's role or sellers do not allow this").into()
+                    });
+            }
+        }
+    }
+}
+
+/// The error responses of a create-or-update endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum WriteErrors {
+    #[response(status = 413, description = "body larger than 64 KiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "body is not application/json")]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "malformed JSON, or invalid, missing or unknown fields (all listed in `detail`)",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8",
+            "detail": [{"field": "seller_id", "message": "must be 8 to 20 letters or digits"},
+                       {"field": "period", "message": "is required"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of a batch endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum BatchErrors {
+    #[response(
+        status = 403,
+        description = "a seller caller sent an item of another seller (the message names the item)"
+    )]
+    Foreign(ErrorBody),
+    #[response(status = 413, description = "body larger than 4 MiB")]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "body is not application/json")]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "not 1 to 1000 items, an invalid item (each problem with its `index`), or one key twice",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8",
+            "detail": [{"index": 3, "field": "seller_sku", "message": "must be 10 to 30 letters or digits"},
+                       {"index": 7, "field": "items", "message": "repeats the (seller_id, market_place_id, seller_sku) of item 2"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of an endpoint that reads or deletes one row by id.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ReadErrors {
+    #[response(status = 404, description = "no row with this id",
+        example = json!({"code": 404, "message": "no such resource", "request_id": "4f1c2a9e0b7d43c8"}))]
+    NotFound(ErrorBody),
+    #[response(status = 422, description = "the id is not a positive integer")]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of a list endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ListErrors {
+    #[response(
+        status = 422,
+        description = "an invalid filter, page or size, or an unknown parameter"
+    )]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable")]
+    Unavailable(ErrorBody),
+}
