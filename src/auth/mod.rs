@@ -1,8 +1,12 @@
 //! Authentication and authorisation: who the caller is (`AuthUser`, from the bearer token) and
-//! what they may touch (`Scope`, `may_write`, `may_read`, ...). Token issuing lives in
-//! `crate::routes::auth`; the pieces it needs are here.
+//! what they may touch (`Scope`, `may_write`, `may_read`, ...), and the token flows
+//! (`login`: password grant, refresh rotation, revocation) in `AuthError` terms;
+//! `crate::routes::auth` puts OAuth2 HTTP around them.
 
+pub mod bootstrap;
+pub mod error;
 pub mod jwt;
+pub mod login;
 pub mod password;
 pub mod throttle;
 
@@ -16,11 +20,13 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::domain::{NewUser, Role, Scope, SellerId, User, Username};
+use crate::domain::{Role, Scope, SellerId, User, Username};
 use crate::error::ApiError;
 use crate::store::{Store, StoreError};
 use crate::AppState;
 
+pub use bootstrap::{bootstrap_admin, BootstrapAdmin};
+pub use error::AuthError;
 pub use jwt::JwtKeys;
 pub use password::Passwords;
 pub use throttle::LoginThrottle;
@@ -233,39 +239,4 @@ impl FromRequestParts<AppState> for AuthUser {
         tracing::Span::current().record("user_id", id);
         Ok(AuthUser::clone(&user))
     }
-}
-
-/// With no users at all, creates `admin` with `ADMIN_PASSWORD`, or with a random password that
-/// is returned so the caller can show it once. `None` when users already exist.
-pub async fn bootstrap_admin(
-    store: &dyn Store,
-    config: &Config,
-    passwords: &Passwords,
-) -> Result<Option<BootstrapAdmin>, ApiError> {
-    if store.count_users().await? > 0 {
-        return Ok(None);
-    }
-    let (password, generated) = match &config.admin_password {
-        Some(p) => (p.expose().to_owned(), false),
-        None => (random_hex(12), true),
-    };
-    let user = NewUser {
-        username: Username::parse("admin").expect("'admin' is a valid username"),
-        password_hash: passwords.hash(&password).await?,
-        role: Role::Admin,
-        seller_ids: Vec::new(),
-    };
-    match store.create_user(&user).await {
-        Ok(_) => Ok(Some(BootstrapAdmin {
-            generated_password: generated.then_some(password),
-        })),
-        // Another instance starting at the same moment created it first.
-        Err(StoreError::Conflict) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The first admin was created; `generated_password` is set when no `ADMIN_PASSWORD` was given.
-pub struct BootstrapAdmin {
-    pub generated_password: Option<String>,
 }
