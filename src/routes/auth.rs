@@ -1,5 +1,5 @@
-//! OAuth2 token endpoints: `/api/v1/auth/token` (password and refresh_token grants),
-//! `/api/v1/auth/revoke` (RFC 7009) and `/api/v1/auth/me`.
+//! The auth endpoints: `/api/v1/auth/token` (password and refresh_token grants) and
+//! `/api/v1/auth/revoke` (RFC 7009), both public, and `/api/v1/auth/me`, which needs a token.
 //!
 //! The token and revoke endpoints speak RFC 6749, not the envelope: form bodies in,
 //! `{"access_token", ...}` or `{"error", "error_description"}` out, so that Swagger UI's
@@ -26,9 +26,10 @@ use crate::middleware::rate_limit;
 use crate::middleware::ClientIp;
 use crate::AppState;
 
-/// The auth routes; the token endpoint also has its own, stricter per-IP limit against
-/// password guessing (`LOGIN_RATE_LIMIT_PER_MINUTE`).
-pub fn router(config: &Config) -> OpenApiRouter<AppState> {
+/// The endpoints that need no token: logging in, refreshing and revoking. The token endpoint
+/// also has its own, stricter per-IP limit against password guessing
+/// (`LOGIN_RATE_LIMIT_PER_MINUTE`).
+pub fn public_router(config: &Config) -> OpenApiRouter<AppState> {
     let (token_router, token_doc) = OpenApiRouter::new()
         .routes(routes!(issue_token))
         .split_for_parts();
@@ -36,7 +37,11 @@ pub fn router(config: &Config) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(token_doc)
         .merge(OpenApiRouter::from(token_router))
         .routes(routes!(revoke_token))
-        .routes(routes!(me))
+}
+
+/// The endpoints that need a token.
+pub fn protected_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
 }
 
 /// A successful token response (RFC 6749 §5.1).

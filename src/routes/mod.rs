@@ -1,7 +1,20 @@
-//! The HTTP surface: merges every resource's router, and the OpenAPI document built from the
-//! same handlers (`utoipa_axum` registers a route and its documentation together, so the two
-//! cannot drift). Also `/openapi.json`, `/docs` and the 404 fallback; the document itself is in
-//! `openapi`, `/health` in `health`, paging types in `paging`.
+//! The HTTP surface: every resource's router merged into one, with the OpenAPI document built
+//! from the same handlers (`utoipa_axum` registers a route and its documentation together, so
+//! the two cannot drift).
+//!
+//! Routes are **protected by default**. `router` builds two routers:
+//! - the *protected* router holds every resource (`sales`, `inventory`, `users`, `auth::me`);
+//!   `crate::auth::layer::require_token` sits on it as a route layer, so each of its routes
+//!   checks the bearer token before any extractor runs, and `openapi::require_token` marks
+//!   exactly its operations as needing a token in the document. A new resource goes here.
+//! - the *public* router holds what must work without a token, each on purpose: `/health`,
+//!   the token and revoke endpoints (`auth::public_router`), `/docs` and `/openapi.json`.
+//!
+//! The 404 fallback sits outside both, so an unknown path is 404 with or without a token.
+//! Every route but `/health` is rate-limited per client IP (before authentication, so floods of
+//! bad tokens are limited too); the token endpoint has a stricter limit of its own.
+//!
+//! Also here: `openapi` (the document and its error responses), `paging`, `health`.
 
 pub mod auth;
 pub mod health;
@@ -17,7 +30,6 @@ use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Config;
 use crate::error::ApiError;
 use crate::middleware::rate_limit;
 use crate::AppState;
@@ -31,28 +43,37 @@ pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;
 /// Largest body of a batch write (1000 items with room to spare).
 pub const BATCH_BODY_LIMIT: usize = 4 * 1024 * 1024;
 
-/// The API routes (all but `/health`) and the OpenAPI document of every route.
-pub fn api(config: &Config) -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(auth::router(config))
+/// Every route that needs an access token, behind the authentication layer, with a document
+/// that says so on each of its operations.
+fn protected(app: &AppState) -> OpenApiRouter<AppState> {
+    let mut protected = OpenApiRouter::new()
+        .merge(auth::protected_router())
         .merge(sales::router())
         .merge(inventory::router())
         .merge(users::router())
-        .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
-        .split_for_parts();
-    // Only now does the document hold every path for the modifier to secure.
-    utoipa::Modify::modify(&openapi::BearerAuth, &mut doc);
-    (router, doc)
+        // `route_layer`: only matched routes authenticate; a path that matches nothing falls
+        // through to the 404 fallback, and a wrong method to 405, without a token.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::layer::require_token,
+        ));
+    openapi::require_token(protected.get_openapi_mut());
+    protected
 }
 
-/// The whole router. Everything but `/health` is rate-limited per client IP (load balancers
-/// probe `/health` often, from few addresses); unknown paths get the envelope 404.
-pub fn router(config: &Config) -> Router<AppState> {
+/// The whole router and its OpenAPI document. Everything but `/health` is rate-limited per
+/// client IP (load balancers probe `/health` often, from few addresses); unknown paths get the
+/// envelope 404.
+pub fn router(app: &AppState) -> Router<AppState> {
     let (health, health_doc) = health::router().split_for_parts();
-    let (api, mut doc) = api(config);
+    let (api, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(auth::public_router(&app.config))
+        .merge(protected(app))
+        .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
+        .split_for_parts();
     doc.merge(health_doc);
     let limited = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::NotFound("no such route") });
-    health.merge(rate_limit::limit(limited, config.rate_limit_per_minute))
+    health.merge(rate_limit::limit(limited, app.config.rate_limit_per_minute))
 }

@@ -1,10 +1,17 @@
-//! The OpenAPI document: its header (`ApiDoc`), the OAuth2 security scheme and where it applies
-//! (`BearerAuth`), and the error responses the handlers list in their `#[utoipa::path]`
-//! (`WriteErrors`, `ReadErrors`, ...).
+//! The OpenAPI document: its header (`ApiDoc`), the OAuth2 security scheme, `require_token`
+//! (which marks the operations of the protected router as needing a token), and the error
+//! responses the handlers list in their `#[utoipa::path]` (`WriteErrors`, `ReadErrors`, ...).
 
+use utoipa::openapi::security::{
+    Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
 use utoipa::{IntoResponses, OpenApi};
 
 use crate::error::ErrorBody;
+
+/// The name of the security scheme in the OpenAPI document.
+const SECURITY_SCHEME: &str = "oauth2";
 
 #[derive(OpenApi)]
 #[openapi(
@@ -22,83 +29,75 @@ use crate::error::ErrorBody;
         (name = "users", description = "User management (admin only)"),
         (name = "operations", description = "Health"),
     ),
-    components(schemas(ErrorBody))
+    components(schemas(ErrorBody)),
+    modifiers(&OAuth2PasswordFlow)
 )]
 pub struct ApiDoc;
 
-/// The name of the security scheme in the OpenAPI document.
-const SECURITY_SCHEME: &str = "oauth2";
+/// Declares the OAuth2 password flow, so that Swagger UI's Authorize button logs in through
+/// `/api/v1/auth/token`. Which operations need it is `require_token`'s business.
+struct OAuth2PasswordFlow;
 
-/// Declares the OAuth2 password flow and puts it, with its 401 and 403 answers, on every
-/// operation that needs a token: everything under `/api/v1` but the token and revoke
-/// endpoints. Swagger UI's Authorize button then logs in through `/api/v1/auth/token`.
-pub struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
+impl utoipa::Modify for OAuth2PasswordFlow {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        use utoipa::openapi::security::{
-            Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
-        };
-        use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                SECURITY_SCHEME,
+                SecurityScheme::OAuth2(OAuth2::with_description(
+                    [Flow::Password(Password::new("/api/v1/auth/token", Scopes::new()))],
+                    "Log in with a sellerdesk username and password; the access token is then sent as `Authorization: Bearer <token>`.",
+                )),
+            );
+    }
+}
 
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            SECURITY_SCHEME,
-            SecurityScheme::OAuth2(OAuth2::with_description(
-                [Flow::Password(Password::new("/api/v1/auth/token", Scopes::new()))],
-                "Log in with a sellerdesk username and password; the access token is then sent as `Authorization: Bearer <token>`.",
-            )),
-        );
-        let error = |description: &str| {
-            ResponseBuilder::new()
-                .description(description)
-                .content(
-                    "application/json",
-                    ContentBuilder::new()
-                        .schema(Some(Ref::from_schema_name("ErrorBody")))
-                        .build(),
+/// An error response whose body is the envelope.
+fn error_response(description: &str) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build(),
+        )
+        .build()
+}
+
+/// Marks every operation of `doc` as needing an access token: the security requirement and
+/// its 401 and 403 answers. Called with the document of the protected router only, so the
+/// document says exactly what the router enforces.
+pub fn require_token(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = Some(vec![SecurityRequirement::new(
+                SECURITY_SCHEME,
+                Vec::<String>::new(),
+            )]);
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                error_response(
+                    "missing, invalid or expired access token (`WWW-Authenticate: Bearer`)",
                 )
-                .build()
-        };
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            let public = !path.starts_with("/api/v1/")
-                || path == "/api/v1/auth/token"
-                || path == "/api/v1/auth/revoke";
-            if public {
-                continue;
-            }
-            for operation in [
-                &mut item.get,
-                &mut item.post,
-                &mut item.patch,
-                &mut item.delete,
-                &mut item.put,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                operation.security = Some(vec![SecurityRequirement::new(
-                    SECURITY_SCHEME,
-                    Vec::<String>::new(),
-                )]);
-                operation
-                    .responses
-                    .responses
-                    .entry("401".into())
-                    .or_insert_with(|| {
-                        error(
-                            "missing, invalid or expired access token (`WWW-Authenticate: Bearer`)",
-                        )
-                        .into()
-                    });
-                operation
-                    .responses
-                    .responses
-                    .entry("403".into())
-                    .or_insert_with(|| {
-                        error("the caller's role or sellers do not allow this").into()
-                    });
-            }
+                .into()
+            });
+            responses.entry("403".into()).or_insert_with(|| {
+                error_response("the caller's role or sellers do not allow this").into()
+            });
         }
     }
 }
