@@ -1,5 +1,5 @@
 //! Inventory, the stock level of each seller SKU per marketplace: upsert (single and batch), get,
-//! list and delete, under `/api/v1/inventory`.
+//! list and delete, under `/api/v1/inventory`. Every route needs a token (protected router).
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 

@@ -1,5 +1,6 @@
 //! Sales targets, monthly or weekly per parent ASIN and marketplace: upsert (single and batch),
-//! get, list and delete, under `/api/v1/sales/target`.
+//! get, list and delete, under `/api/v1/sales/target`. Every route needs a token (protected
+//! router).
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 

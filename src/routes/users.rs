@@ -1,4 +1,5 @@
-//! User management, for admins only: create, list, get and change users.
+//! User management, for admins only: create, list, get and change users. Every route needs a
+//! token (protected router).
 //! Password hashes are never part of any response.
 
 use axum::extract::State;
