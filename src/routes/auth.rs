@@ -194,9 +194,14 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Result<Option<&'a str>
         description = "grant_type=password&username=admin&password=..."),
     responses(
         (status = 200, description = "tokens issued", body = TokenResponse),
-        (status = 400, description = "invalid_request or unsupported_grant_type", body = OAuthError),
-        (status = 401, description = "invalid_grant: wrong credentials, or a bad, expired, revoked or reused refresh token", body = OAuthError),
-        (status = 429, description = "too many failed logins for this username; see Retry-After", body = OAuthError),
+        (status = 400, description = "invalid_request or unsupported_grant_type", body = OAuthError,
+            example = json!({"error": "invalid_request", "error_description": "username and password are required"})),
+        (status = 401, description = "invalid_grant: wrong credentials, or a bad, expired, revoked or reused refresh token", body = OAuthError,
+            example = json!({"error": "invalid_grant", "error_description": "invalid username or password"})),
+        (status = 429, description = "too many failed logins for this username; see Retry-After", body = OAuthError,
+            example = json!({"error": "invalid_grant", "error_description": "too many failed logins for this username; retry later"})),
+        (status = 503, description = "database unavailable", body = OAuthError,
+            example = json!({"error": "temporarily_unavailable", "error_description": "database unavailable"})),
     ))]
 pub async fn issue_token(
     State(app): State<AppState>,
@@ -258,7 +263,10 @@ async fn password_grant(
         description = "token=<refresh token>"),
     responses(
         (status = 200, description = "revoked, or not a live token"),
-        (status = 400, description = "no token parameter", body = OAuthError),
+        (status = 400, description = "no token parameter", body = OAuthError,
+            example = json!({"error": "invalid_request", "error_description": "token is required"})),
+        (status = 503, description = "database unavailable", body = OAuthError,
+            example = json!({"error": "temporarily_unavailable", "error_description": "database unavailable"})),
     ))]
 pub async fn revoke_token(
     State(app): State<AppState>,

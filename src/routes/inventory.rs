@@ -59,6 +59,7 @@ impl FromJsonObject for InventoryInput {
         "seller_sku": "SKU0000000001", "market_place_id": "US", "inventory": 120})),
     responses(
         (status = 200, description = "the stored row", body = Envelope<Inventory>),
+        crate::routes::WriteForbidden,
         crate::routes::WriteErrors,
     ))]
 pub async fn upsert_inventory(
@@ -100,6 +101,7 @@ pub async fn get_inventory(
     ),
     responses(
         (status = 200, description = "one page of rows", body = Envelope<Page<Inventory>>),
+        crate::routes::FilterForbidden,
         crate::routes::ListErrors,
     ))]
 pub async fn list_inventory(

@@ -35,7 +35,9 @@ use crate::middleware::rate_limit;
 use crate::AppState;
 
 pub use health::health;
-pub use openapi::{BatchErrors, ListErrors, ReadErrors, WriteErrors};
+pub use openapi::{
+    AdminOnly, BatchErrors, FilterForbidden, ListErrors, ReadErrors, WriteErrors, WriteForbidden,
+};
 pub use paging::{Page, PageMeta, PageParams};
 
 /// Largest body of a single write; bigger ones are refused with 413 before they are parsed.

@@ -1,6 +1,7 @@
 //! Protected by default, checked against the published document: every operation of
 //! `/openapi.json` that declares `security` refuses a request without a valid token before it
-//! looks at the path, query or body, and only the intended operations are public.
+//! looks at the path, query or body; only the intended operations are public; and every
+//! documented error response shows an example of its own status.
 
 use std::collections::BTreeSet;
 
@@ -216,4 +217,97 @@ async fn the_public_operations_the_docs_and_the_404_answer_without_a_token() {
         ))
         .await;
     assert_error_envelope(&unknown, StatusCode::NOT_FOUND);
+}
+
+/// What the example of an error response with this schema and status must say.
+fn check_example(schema: &str, status: u16, example: &Value, label: &str) {
+    match schema {
+        "ErrorBody" => {
+            assert_eq!(example["code"], status, "{label}: {example}");
+            assert!(
+                example["message"].as_str().is_some_and(|m| !m.is_empty()),
+                "{label}: {example}"
+            );
+            assert!(example["request_id"].is_string(), "{label}: {example}");
+            assert_eq!(
+                example.get("detail").is_some(),
+                status == 422,
+                "{label}: only a 422 lists field problems: {example}"
+            );
+        }
+        "OAuthError" => {
+            let error = example["error"].as_str().unwrap_or_default();
+            let allowed: &[&str] = match status {
+                400 => &["invalid_request", "unsupported_grant_type"],
+                401 | 429 => &["invalid_grant"],
+                500 => &["server_error"],
+                503 => &["temporarily_unavailable"],
+                _ => &[],
+            };
+            assert!(allowed.contains(&error), "{label}: {example}");
+            assert!(
+                example["error_description"].is_string(),
+                "{label}: {example}"
+            );
+        }
+        "Health" => {
+            assert_eq!(status, 503, "{label}");
+            assert_eq!(example["status"], "unavailable", "{label}: {example}");
+        }
+        other => panic!("{label}: an error response with schema {other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_documented_error_response_shows_an_example_of_its_own_status() {
+    let app = TestApp::spawn(Backend::Sqlite)
+        .await
+        .expect("SQLite is always available");
+    let doc = openapi(&app).await;
+
+    let mut checked = 0;
+    for operation in operations(&doc) {
+        let responses = operation.spec["responses"]
+            .as_object()
+            .expect("every operation documents its responses");
+        if operation.spec.get("security").is_some() {
+            for status in ["401", "403"] {
+                assert!(
+                    responses.contains_key(status),
+                    "{} {} documents {status}",
+                    operation.method,
+                    operation.path
+                );
+            }
+        }
+        for (status, response) in responses {
+            let status: u16 = status.parse().expect("statuses, not ranges");
+            if status < 400 {
+                continue;
+            }
+            let label = format!("{} {} {status}", operation.method, operation.path);
+            let content = &response["content"]["application/json"];
+            let schema = content["schema"]["$ref"]
+                .as_str()
+                .and_then(|r| r.rsplit('/').next())
+                .unwrap_or_else(|| panic!("{label}: a JSON body of a named schema"));
+            let example = &content["example"];
+            assert!(example.is_object(), "{label}: no example of its own");
+            check_example(schema, status, example, &label);
+            checked += 1;
+        }
+    }
+    assert!(
+        checked >= 2 * MIN_PROTECTED_OPERATIONS,
+        "only {checked} error responses in the document"
+    );
+    // The 401 and 403 of a protected write used to show the 422 body.
+    let upsert = &doc["paths"]["/api/v1/inventory"]["post"]["responses"];
+    for status in ["401", "403", "413", "415", "422", "503"] {
+        assert_eq!(
+            upsert[status]["content"]["application/json"]["example"]["code"].to_string(),
+            status,
+            "POST /api/v1/inventory {status}"
+        );
+    }
 }
