@@ -4,6 +4,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use anyhow::Context;
+
 use sellerdesk::auth::Passwords;
 use sellerdesk::domain::{NewPassword, NewUser, PageRequest, Role, SellerId, UserPatch, Username};
 use sellerdesk::store::{self, StoreError, StoreOptions};
@@ -108,7 +110,7 @@ pub async fn run(command: UserCommand, options: &StoreOptions) -> anyhow::Result
                 let password_hash = Passwords::new()
                     .hash(password.expose())
                     .await
-                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                    .context("cannot hash the password")?;
                 let new = NewUser {
                     username,
                     password_hash,

@@ -1,4 +1,8 @@
-//! The response bodies of SPEC §1 and `ApiError`, the one error type every handler returns.
+//! The response bodies (the success envelope `{"code": 200, "message": "Success", "data"}` and
+//! the error envelope `{"code", "message", "detail"?, "request_id"}`) and `ApiError`, the one
+//! error type every enveloped handler returns. Its `From<StoreError>` and `From<AuthError>` are
+//! where store and auth failures become enveloped HTTP errors (the token endpoints, which answer
+//! in OAuth2 terms, map `AuthError` themselves).
 //!
 //! `ApiError::into_response` decides the status, headers and message; the request-context
 //! middleware (`crate::middleware::request_context`) then writes the error envelope, adding the
@@ -12,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::AuthError;
 use crate::store::StoreError;
 
 /// The success envelope: `{"code": 200, "message": "Success", "data": ...}`.
@@ -134,6 +139,24 @@ impl From<StoreError> for ApiError {
             StoreError::Conflict => Self::Conflict("already exists"),
             StoreError::Unavailable => Self::Unavailable,
             StoreError::Db(e) => Self::Internal(e.into()),
+        }
+    }
+}
+
+/// For enveloped endpoints that meet an `AuthError` (user management hashes passwords). The
+/// token endpoints answer in OAuth2 terms instead; see `crate::routes::auth`.
+impl From<AuthError> for ApiError {
+    fn from(e: AuthError) -> Self {
+        match e {
+            AuthError::InvalidCredentials => Self::Unauthorized { token_sent: false },
+            AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
+                Self::Unauthorized { token_sent: true }
+            }
+            AuthError::Throttled { retry_after } => Self::RateLimited {
+                retry_after: retry_after.as_secs().max(1),
+            },
+            AuthError::Unavailable => Self::Unavailable,
+            AuthError::Internal(e) => Self::Internal(e),
         }
     }
 }

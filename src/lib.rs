@@ -30,7 +30,8 @@ use crate::auth::AuthState;
 use crate::config::Config;
 use crate::store::Store;
 
-/// How long a request may take before it is answered 503 (SPEC §7).
+/// How long a request may take before it is answered 503, so that a stuck database call cannot
+/// hold a client (and its connection) forever.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Cross-origin access for the browser origins in `CORS_ORIGINS` only; with none configured,
@@ -77,14 +78,15 @@ impl AppState {
 
 /// The complete service. Layers, outermost first: sensitive-header marking, request context
 /// (id, client IP, error envelope), request log, HSTS, HTTPS check, CORS, cache and sniffing
-/// headers, panic guard, timeout, routes (where rate limits and body limits sit).
+/// headers, panic guard, timeout, routes (where rate limits, body limits and authentication
+/// sit: see `routes`).
 ///
 /// The layers wrap the routed service once. (`Router::layer` would wrap every route, and axum
 /// clones a route's whole layered stack, box by box, for each request: ~10% of the CPU of a
 /// single upsert in the profile.)
 pub fn build_app(state: AppState) -> Router {
     let config = state.config.clone();
-    let routed = routes::router(&config).with_state(state);
+    let routed = routes::router(&state).with_state(state);
     let layered = ServiceBuilder::new()
         // Nothing logs headers today; marked sensitive, they stay redacted if anything ever does.
         .layer(SetSensitiveHeadersLayer::new([

@@ -148,7 +148,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         }
         Ok(Some(_)) => tracing::info!("created the admin user with ADMIN_PASSWORD"),
         Ok(None) => {}
-        Err(e) => anyhow::bail!("cannot create the first admin user: {e}"),
+        Err(e) => return Err(anyhow::Error::new(e).context("cannot create the first admin user")),
     }
     let config = state.config.clone();
     server::serve(build_app(state), config).await?;

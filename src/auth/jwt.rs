@@ -2,7 +2,7 @@
 //!
 //! Only the configured algorithm verifies; `alg: none`, other algorithms, bad signatures and
 //! expired tokens (beyond a few seconds of clock leeway) all fail. Refresh tokens are not JWTs
-//! at all (see `crate::auth::refresh`), so neither kind can pass for the other.
+//! at all (see `crate::auth::login`), so neither kind can pass for the other.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};

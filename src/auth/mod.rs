@@ -1,34 +1,36 @@
-//! Authentication and authorisation: who the caller is (`AuthUser`, from the bearer token) and
-//! what they may touch (`Scope`, `may_write`, `may_read`, ...). Token issuing lives in
-//! `crate::routes::auth`; the pieces it needs are here.
+//! Authentication and authorisation: who the caller is and what they may touch.
+//!
+//! Reading order:
+//! - `layer`: `require_token`, the layer on the protected router that checks the bearer token
+//!   once per request and leaves the caller on it;
+//! - `caller`: `AuthUser`, that caller as handlers extract it, and its permission checks;
+//! - `login`: the token flows (password grant, refresh rotation, revocation), in `AuthError`
+//!   terms; `crate::routes::auth` puts OAuth2 HTTP around them;
+//! - `jwt` (access tokens), `password` (argon2id), `throttle` (failed-login backoff),
+//!   `principals` (the short-lived user cache), `bootstrap` (the first admin), `error`.
 
+pub mod bootstrap;
+pub mod caller;
+pub mod error;
 pub mod jwt;
+pub mod layer;
+pub mod login;
 pub mod password;
+pub mod principals;
 pub mod throttle;
 
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
-
-use axum::extract::FromRequestParts;
-use axum::http::{header, request::Parts};
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::config::Config;
-use crate::domain::{NewUser, Role, Scope, SellerId, User, Username};
-use crate::error::ApiError;
-use crate::store::{Store, StoreError};
-use crate::AppState;
 
+pub use bootstrap::{bootstrap_admin, BootstrapAdmin};
+pub use caller::AuthUser;
+pub use error::AuthError;
 pub use jwt::JwtKeys;
 pub use password::Passwords;
+pub use principals::{Principals, PRINCIPAL_TTL};
 pub use throttle::LoginThrottle;
-
-/// How long a user's role, sellers and active flag are trusted before they are read again.
-/// SPEC §4 wants changes to bite within 5 s on every instance; changes made through this
-/// instance bite at once (`Principals::forget`).
-pub const PRINCIPAL_TTL: Duration = Duration::from_secs(2);
 
 /// Everything authentication needs, built once at start-up.
 pub struct AuthState {
@@ -63,209 +65,4 @@ pub fn token_hash(token: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// The authenticated caller of a request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuthUser {
-    pub id: i64,
-    pub username: Username,
-    pub role: Role,
-    pub seller_ids: Vec<SellerId>,
-}
-
-impl AuthUser {
-    /// The sellers whose rows this caller may see and change.
-    pub fn scope(&self) -> Scope {
-        match self.role {
-            Role::Admin => Scope::All,
-            Role::Seller => Scope::Sellers(self.seller_ids.clone()),
-        }
-    }
-
-    fn owns(&self, seller: &SellerId) -> bool {
-        self.role == Role::Admin || self.seller_ids.contains(seller)
-    }
-
-    /// Writing another seller's row is forbidden (403).
-    pub fn may_write(&self, seller: &SellerId) -> Result<(), ApiError> {
-        if self.owns(seller) {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden(
-                "you may not write data of this seller_id".into(),
-            ))
-        }
-    }
-
-    /// Writing a batch with any foreign seller is forbidden (403), naming the first such item.
-    pub fn may_write_all<'s>(
-        &self,
-        sellers: impl Iterator<Item = &'s SellerId>,
-    ) -> Result<(), ApiError> {
-        for (index, seller) in sellers.enumerate() {
-            if !self.owns(seller) {
-                return Err(ApiError::Forbidden(
-                    format!("item {index}: you may not write data of this seller_id").into(),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    /// Reading another seller's row by id looks exactly like a missing row (404).
-    pub fn may_read(&self, seller: &SellerId) -> Result<(), ApiError> {
-        if self.owns(seller) {
-            Ok(())
-        } else {
-            Err(ApiError::NotFound("no such resource"))
-        }
-    }
-
-    /// Filtering a list by a foreign seller is forbidden (403).
-    pub fn may_filter(&self, seller: Option<&SellerId>) -> Result<(), ApiError> {
-        seller.map_or(Ok(()), |s| {
-            if self.owns(s) {
-                Ok(())
-            } else {
-                Err(ApiError::Forbidden(
-                    "you may not read data of this seller_id".into(),
-                ))
-            }
-        })
-    }
-
-    pub fn require_admin(&self) -> Result<(), ApiError> {
-        if self.role == Role::Admin {
-            Ok(())
-        } else {
-            Err(ApiError::Forbidden("this needs the admin role".into()))
-        }
-    }
-}
-
-impl From<User> for AuthUser {
-    fn from(user: User) -> Self {
-        Self {
-            id: user.id,
-            username: user.username,
-            role: user.role,
-            seller_ids: user.seller_ids,
-        }
-    }
-}
-
-/// A short-lived cache of active users by id, so that a request does not read the user table
-/// every time, yet deactivation and role changes take effect within `PRINCIPAL_TTL`.
-#[derive(Default)]
-pub struct Principals {
-    entries: RwLock<HashMap<i64, (Instant, Arc<AuthUser>)>>,
-}
-
-impl Principals {
-    /// The active user with this id, from the cache or the store. `None` when the user is
-    /// unknown or inactive.
-    pub async fn load(
-        &self,
-        store: &dyn Store,
-        id: i64,
-    ) -> Result<Option<Arc<AuthUser>>, StoreError> {
-        let cached = self
-            .entries
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned();
-        if let Some((at, user)) = cached {
-            if at.elapsed() < PRINCIPAL_TTL {
-                return Ok(Some(user));
-            }
-        }
-        let user = match store.get_user(id).await {
-            Ok(user) if user.is_active => Arc::new(AuthUser::from(user)),
-            Ok(_) | Err(StoreError::NotFound) => {
-                self.forget(id);
-                return Ok(None);
-            }
-            Err(e) => return Err(e),
-        };
-        let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
-        // Keep the map small: expired entries go whenever it grows.
-        if entries.len() > 10_000 {
-            entries.retain(|_, (at, _)| at.elapsed() < PRINCIPAL_TTL);
-        }
-        entries.insert(id, (Instant::now(), user.clone()));
-        Ok(Some(user))
-    }
-
-    /// Drops the cached copy, so the next request reads the user again.
-    pub fn forget(&self, id: i64) {
-        self.entries
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&id);
-    }
-}
-
-impl FromRequestParts<AppState> for AuthUser {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, ApiError> {
-        let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
-            return Err(ApiError::Unauthorized { token_sent: false });
-        };
-        let invalid = ApiError::Unauthorized { token_sent: true };
-        let token = value
-            .to_str()
-            .ok()
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim())
-            .ok_or(ApiError::Unauthorized { token_sent: true })?;
-        let id = app.auth.keys.verify(token).ok_or(invalid)?;
-        let user = app
-            .auth
-            .principals
-            .load(app.store.as_ref(), id)
-            .await?
-            .ok_or(ApiError::Unauthorized { token_sent: true })?;
-        // The request log line names the caller (see `middleware::request_span`).
-        tracing::Span::current().record("user_id", id);
-        Ok(AuthUser::clone(&user))
-    }
-}
-
-/// With no users at all, creates `admin` with `ADMIN_PASSWORD`, or with a random password that
-/// is returned so the caller can show it once. `None` when users already exist.
-pub async fn bootstrap_admin(
-    store: &dyn Store,
-    config: &Config,
-    passwords: &Passwords,
-) -> Result<Option<BootstrapAdmin>, ApiError> {
-    if store.count_users().await? > 0 {
-        return Ok(None);
-    }
-    let (password, generated) = match &config.admin_password {
-        Some(p) => (p.expose().to_owned(), false),
-        None => (random_hex(12), true),
-    };
-    let user = NewUser {
-        username: Username::parse("admin").expect("'admin' is a valid username"),
-        password_hash: passwords.hash(&password).await?,
-        role: Role::Admin,
-        seller_ids: Vec::new(),
-    };
-    match store.create_user(&user).await {
-        Ok(_) => Ok(Some(BootstrapAdmin {
-            generated_password: generated.then_some(password),
-        })),
-        // Another instance starting at the same moment created it first.
-        Err(StoreError::Conflict) => Ok(None),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// The first admin was created; `generated_password` is set when no `ADMIN_PASSWORD` was given.
-pub struct BootstrapAdmin {
-    pub generated_password: Option<String>,
 }

@@ -10,7 +10,7 @@ use argon2::password_hash::{
 use argon2::Argon2;
 use tokio::sync::Semaphore;
 
-use crate::error::ApiError;
+use super::AuthError;
 
 pub struct Passwords {
     permits: Arc<Semaphore>,
@@ -36,16 +36,16 @@ impl Passwords {
     }
 
     /// Hashes a new password (PHC string with its own salt).
-    pub async fn hash(&self, password: &str) -> Result<String, ApiError> {
+    pub async fn hash(&self, password: &str) -> Result<String, AuthError> {
         let password = password.to_owned();
         self.run(move || hash_now(&password))
             .await?
-            .map_err(|e| ApiError::Internal(anyhow::anyhow!("hashing failed: {e}")))
+            .map_err(|e| AuthError::Internal(anyhow::anyhow!("hashing failed: {e}")))
     }
 
     /// Whether `password` matches `hash`; with no hash (unknown user) it checks against a dummy
     /// hash, spending the same time, and answers false.
-    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, ApiError> {
+    pub async fn verify(&self, password: &str, hash: Option<String>) -> Result<bool, AuthError> {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.clone());
         let password = password.to_owned();
@@ -66,15 +66,15 @@ impl Passwords {
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, AuthError> {
         let _permit = self
             .permits
             .acquire()
             .await
-            .map_err(|e| ApiError::Internal(e.into()))?;
+            .map_err(|e| AuthError::Internal(e.into()))?;
         tokio::task::spawn_blocking(work)
             .await
-            .map_err(|e| ApiError::Internal(e.into()))
+            .map_err(|e| AuthError::Internal(e.into()))
     }
 }
 

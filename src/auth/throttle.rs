@@ -1,4 +1,5 @@
-//! Backoff for repeated failed logins of one username (SPEC §3).
+//! Backoff for repeated failed logins of one username, so that guessing one user's password
+//! gets slower with every wrong guess.
 //!
 //! The first few failures cost nothing extra; after that each attempt for the username must
 //! wait twice as long as the one before (capped), whether or not the user exists, so the

@@ -1,9 +1,11 @@
-//! OAuth2 token endpoints (SPEC §3): `/api/v1/auth/token` (password and refresh_token grants),
-//! `/api/v1/auth/revoke` (RFC 7009) and `/api/v1/auth/me`.
+//! The auth endpoints: `/api/v1/auth/token` (password and refresh_token grants) and
+//! `/api/v1/auth/revoke` (RFC 7009), both public, and `/api/v1/auth/me`, which needs a token.
 //!
 //! The token and revoke endpoints speak RFC 6749, not the envelope: form bodies in,
 //! `{"access_token", ...}` or `{"error", "error_description"}` out, so that Swagger UI's
-//! Authorize button and any standard OAuth2 client work unchanged.
+//! Authorize button and any standard OAuth2 client work unchanged. The flows themselves live in
+//! `crate::auth::login`; here the form is read and `AuthError` becomes an OAuth2 answer
+//! (`From<AuthError> for OAuthFailure`, the one place that decides those statuses).
 
 use axum::extract::rejection::FormRejection;
 use axum::extract::{Extension, Form, State};
@@ -15,24 +17,31 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{random_hex, token_hash, AuthUser};
+use crate::auth::login::{self, IssuedTokens};
+use crate::auth::{AuthError, AuthUser};
 use crate::config::Config;
-use crate::domain::{NewRefreshToken, Role, Rotation, SellerId, Timestamp, Username};
-use crate::error::{ApiError, Envelope};
+use crate::domain::{Role, SellerId, Username};
+use crate::error::Envelope;
 use crate::middleware::rate_limit;
 use crate::middleware::ClientIp;
 use crate::AppState;
 
-/// The auth routes; the token endpoint also has its own, stricter per-IP limit against
-/// password guessing (`LOGIN_RATE_LIMIT_PER_MINUTE`).
-pub fn router(config: &Config) -> OpenApiRouter<AppState> {
-    let token = OpenApiRouter::new().routes(routes!(issue_token));
-    let (token_router, token_doc) = token.split_for_parts();
+/// The endpoints that need no token: logging in, refreshing and revoking. The token endpoint
+/// also has its own, stricter per-IP limit against password guessing
+/// (`LOGIN_RATE_LIMIT_PER_MINUTE`).
+pub fn public_router(config: &Config) -> OpenApiRouter<AppState> {
+    let (token_router, token_doc) = OpenApiRouter::new()
+        .routes(routes!(issue_token))
+        .split_for_parts();
     let token_router = rate_limit::limit(token_router, config.login_rate_limit_per_minute);
     OpenApiRouter::with_openapi(token_doc)
         .merge(OpenApiRouter::from(token_router))
         .routes(routes!(revoke_token))
-        .routes(routes!(me))
+}
+
+/// The endpoints that need a token.
+pub fn protected_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(me))
 }
 
 /// A successful token response (RFC 6749 §5.1).
@@ -48,6 +57,18 @@ pub struct TokenResponse {
     pub refresh_expires_in: u64,
 }
 
+impl From<IssuedTokens> for TokenResponse {
+    fn from(tokens: IssuedTokens) -> Self {
+        Self {
+            access_token: tokens.access_token,
+            token_type: "bearer",
+            expires_in: tokens.expires_in,
+            refresh_token: tokens.refresh_token,
+            refresh_expires_in: tokens.refresh_expires_in,
+        }
+    }
+}
+
 /// An OAuth2 error (RFC 6749 §5.2).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OAuthError {
@@ -57,7 +78,7 @@ pub struct OAuthError {
     pub error_description: &'static str,
 }
 
-/// A failed token request, rendered in the OAuth2 error format.
+/// A failed token or revoke request, rendered in the OAuth2 error format.
 pub struct OAuthFailure {
     status: StatusCode,
     body: OAuthError,
@@ -97,17 +118,31 @@ impl IntoResponse for OAuthFailure {
     }
 }
 
-/// Failures inside the endpoint that are not the client's fault keep their usual envelope.
-impl From<ApiError> for OAuthFailure {
-    fn from(e: ApiError) -> Self {
+/// How each failure of a token flow is answered. Wrong credentials and every kind of bad
+/// refresh token look alike to the client; only the log tells them apart.
+impl From<AuthError> for OAuthFailure {
+    fn from(e: AuthError) -> Self {
         match e {
-            ApiError::Unavailable => Self::new(
+            AuthError::InvalidCredentials => Self::invalid_grant("invalid username or password"),
+            AuthError::InvalidRefreshToken | AuthError::RefreshTokenReused => {
+                Self::invalid_grant("invalid refresh token")
+            }
+            AuthError::Throttled { retry_after } => Self {
+                retry_after: Some(retry_after.as_secs().max(1)),
+                ..Self::new(
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "invalid_grant",
+                    "too many failed logins for this username; retry later",
+                )
+            },
+            AuthError::Unavailable => Self::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "temporarily_unavailable",
                 "database unavailable",
             ),
-            other => {
-                tracing::error!(error = format!("{other:#}"), "token endpoint failed");
+            AuthError::Internal(e) => {
+                // The full chain goes to the log, inside the request's span; never to the client.
+                tracing::error!(error = format!("{e:#}"), "token endpoint failed");
                 Self::new(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "server_error",
@@ -118,17 +153,20 @@ impl From<ApiError> for OAuthFailure {
     }
 }
 
-impl From<crate::store::StoreError> for OAuthFailure {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::from(e).into()
-    }
-}
-
 fn no_store() -> [(header::HeaderName, HeaderValue); 2] {
     [
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
         (header::PRAGMA, HeaderValue::from_static("no-cache")),
     ]
+}
+
+/// The form of a token or revoke request; any other body is a malformed request.
+fn form(
+    body: Result<Form<Vec<(String, String)>>, FormRejection>,
+) -> Result<Vec<(String, String)>, OAuthFailure> {
+    body.map(|Form(form)| form).map_err(|_| {
+        OAuthFailure::invalid_request("the body must be application/x-www-form-urlencoded")
+    })
 }
 
 /// The one value of a form field; a repeated field is a malformed request (RFC 6749 §3.2).
@@ -156,36 +194,50 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Result<Option<&'a str>
         description = "grant_type=password&username=admin&password=..."),
     responses(
         (status = 200, description = "tokens issued", body = TokenResponse),
-        (status = 400, description = "invalid_request or unsupported_grant_type", body = OAuthError),
-        (status = 401, description = "invalid_grant: wrong credentials, or a bad, expired, revoked or reused refresh token", body = OAuthError),
-        (status = 429, description = "too many failed logins for this username; see Retry-After", body = OAuthError),
+        (status = 400, description = "invalid_request or unsupported_grant_type", body = OAuthError,
+            example = json!({"error": "invalid_request", "error_description": "username and password are required"})),
+        (status = 401, description = "invalid_grant: wrong credentials, or a bad, expired, revoked or reused refresh token", body = OAuthError,
+            example = json!({"error": "invalid_grant", "error_description": "invalid username or password"})),
+        (status = 429, description = "too many failed logins for this username; see Retry-After", body = OAuthError,
+            example = json!({"error": "invalid_grant", "error_description": "too many failed logins for this username; retry later"})),
+        (status = 503, description = "database unavailable", body = OAuthError,
+            example = json!({"error": "temporarily_unavailable", "error_description": "database unavailable"})),
     ))]
 pub async fn issue_token(
     State(app): State<AppState>,
     Extension(client): Extension<ClientIp>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    body: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, OAuthFailure> {
-    let Ok(Form(form)) = form else {
-        return Err(OAuthFailure::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    };
+    let form = form(body)?;
     let username = field(&form, "username")?;
     let password = field(&form, "password")?;
-    match field(&form, "grant_type")? {
-        Some("password") => password_grant(&app, client, username, password).await,
+    let tokens = match field(&form, "grant_type")? {
+        Some("password") => password_grant(&app, client, username, password).await?,
         // A client that omits grant_type but sends credentials means the password grant.
         None if username.is_some() && password.is_some() => {
-            password_grant(&app, client, username, password).await
+            password_grant(&app, client, username, password).await?
         }
-        Some("refresh_token") => refresh_grant(&app, field(&form, "refresh_token")?).await,
-        None => Err(OAuthFailure::invalid_request("grant_type is required")),
-        Some(_) => Err(OAuthFailure::new(
-            StatusCode::BAD_REQUEST,
-            "unsupported_grant_type",
-            "grant_type must be password or refresh_token",
-        )),
-    }
+        Some("refresh_token") => {
+            let Some(presented) = field(&form, "refresh_token")? else {
+                return Err(OAuthFailure::invalid_request("refresh_token is required"));
+            };
+            login::refresh_grant(&app, presented).await?
+        }
+        None => return Err(OAuthFailure::invalid_request("grant_type is required")),
+        Some(_) => {
+            return Err(OAuthFailure::new(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be password or refresh_token",
+            ))
+        }
+    };
+    Ok((
+        StatusCode::OK,
+        no_store(),
+        Json(TokenResponse::from(tokens)),
+    )
+        .into_response())
 }
 
 async fn password_grant(
@@ -193,78 +245,13 @@ async fn password_grant(
     client: ClientIp,
     username: Option<&str>,
     password: Option<&str>,
-) -> Result<Response, OAuthFailure> {
+) -> Result<IssuedTokens, OAuthFailure> {
     let (Some(username), Some(password)) = (username, password) else {
         return Err(OAuthFailure::invalid_request(
             "username and password are required",
         ));
     };
-    if let Err(wait) = app.auth.throttle.check(username) {
-        tracing::warn!(username, client_ip = %client, "login throttled after repeated failures");
-        let mut failure = OAuthFailure::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "invalid_grant",
-            "too many failed logins for this username; retry later",
-        );
-        failure.retry_after = Some(wait.as_secs().max(1));
-        return Err(failure);
-    }
-    // Unknown users are checked against a dummy hash: same answer, same time.
-    let found = app.store.find_login(username).await?;
-    let (user, hash) = match found {
-        Some((user, hash)) => (Some(user), Some(hash)),
-        None => (None, None),
-    };
-    let verified = app.auth.passwords.verify(password, hash).await?;
-    let user = match user {
-        Some(user) if verified && user.is_active => user,
-        _ => {
-            app.auth.throttle.failed(username);
-            tracing::warn!(username, client_ip = %client, "login failed");
-            return Err(OAuthFailure::invalid_grant("invalid username or password"));
-        }
-    };
-    app.auth.throttle.succeeded(username);
-    let refresh = random_hex(32);
-    let record = NewRefreshToken {
-        token_hash: token_hash(&refresh),
-        family_id: random_hex(16),
-        expires_at: Timestamp::now().plus(app.config.refresh_token_ttl),
-    };
-    app.store.insert_refresh_token(user.id, &record).await?;
-    tracing::info!(user_id = user.id, client_ip = %client, "login succeeded");
-    Ok(tokens(app, user.id, refresh))
-}
-
-async fn refresh_grant(app: &AppState, presented: Option<&str>) -> Result<Response, OAuthFailure> {
-    let Some(presented) = presented else {
-        return Err(OAuthFailure::invalid_request("refresh_token is required"));
-    };
-    let next = random_hex(32);
-    let expires_at = Timestamp::now().plus(app.config.refresh_token_ttl);
-    match app
-        .store
-        .rotate_refresh_token(&token_hash(presented), &token_hash(&next), expires_at)
-        .await?
-    {
-        Rotation::Rotated { user_id } => Ok(tokens(app, user_id, next)),
-        Rotation::Reused => {
-            tracing::warn!("a rotated refresh token was presented again: its family is revoked");
-            Err(OAuthFailure::invalid_grant("invalid refresh token"))
-        }
-        Rotation::Invalid => Err(OAuthFailure::invalid_grant("invalid refresh token")),
-    }
-}
-
-fn tokens(app: &AppState, user_id: i64, refresh_token: String) -> Response {
-    let body = TokenResponse {
-        access_token: app.auth.keys.issue(user_id),
-        token_type: "bearer",
-        expires_in: app.auth.keys.ttl_seconds(),
-        refresh_token,
-        refresh_expires_in: app.config.refresh_token_ttl.as_secs(),
-    };
-    (StatusCode::OK, no_store(), Json(body)).into_response()
+    Ok(login::password_grant(app, client, username, password).await?)
 }
 
 /// Revoke a refresh token and every token rotated from the same login (RFC 7009).
@@ -276,21 +263,20 @@ fn tokens(app: &AppState, user_id: i64, refresh_token: String) -> Response {
         description = "token=<refresh token>"),
     responses(
         (status = 200, description = "revoked, or not a live token"),
-        (status = 400, description = "no token parameter", body = OAuthError),
+        (status = 400, description = "no token parameter", body = OAuthError,
+            example = json!({"error": "invalid_request", "error_description": "token is required"})),
+        (status = 503, description = "database unavailable", body = OAuthError,
+            example = json!({"error": "temporarily_unavailable", "error_description": "database unavailable"})),
     ))]
 pub async fn revoke_token(
     State(app): State<AppState>,
-    form: Result<Form<Vec<(String, String)>>, FormRejection>,
+    body: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, OAuthFailure> {
-    let Ok(Form(form)) = form else {
-        return Err(OAuthFailure::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    };
+    let form = form(body)?;
     let Some(token) = field(&form, "token")? else {
         return Err(OAuthFailure::invalid_request("token is required"));
     };
-    app.store.revoke_refresh_family(&token_hash(token)).await?;
+    login::revoke(&app, token).await?;
     Ok((StatusCode::OK, no_store(), Json(serde_json::json!({}))).into_response())
 }
 

@@ -1,4 +1,5 @@
-//! Inventory (SPEC §6): upsert, get, list and delete, under `/api/v1/inventory`.
+//! Inventory, the stock level of each seller SKU per marketplace: upsert (single and batch), get,
+//! list and delete, under `/api/v1/inventory`. Every route needs a token (protected router).
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 
@@ -58,6 +59,7 @@ impl FromJsonObject for InventoryInput {
         "seller_sku": "SKU0000000001", "market_place_id": "US", "inventory": 120})),
     responses(
         (status = 200, description = "the stored row", body = Envelope<Inventory>),
+        crate::routes::WriteForbidden,
         crate::routes::WriteErrors,
     ))]
 pub async fn upsert_inventory(
@@ -99,6 +101,7 @@ pub async fn get_inventory(
     ),
     responses(
         (status = 200, description = "one page of rows", body = Envelope<Page<Inventory>>),
+        crate::routes::FilterForbidden,
         crate::routes::ListErrors,
     ))]
 pub async fn list_inventory(

@@ -1,4 +1,6 @@
-//! Sales targets (SPEC §5): upsert, get, list and delete, under `/api/v1/sales/target`.
+//! Sales targets, monthly or weekly per parent ASIN and marketplace: upsert (single and batch),
+//! get, list and delete, under `/api/v1/sales/target`. Every route needs a token (protected
+//! router).
 //!
 //! Handlers only extract, validate, call the store and wrap; rules live in `crate::domain`.
 
@@ -56,6 +58,7 @@ impl FromJsonObject for SalesTargetInput {
         "market_place_id": "US", "period": "2026-11", "sales_target": 15000.5})),
     responses(
         (status = 200, description = "the stored target", body = Envelope<SalesTarget>),
+        crate::routes::WriteForbidden,
         crate::routes::WriteErrors,
     ))]
 pub async fn upsert_sales_target(
@@ -96,6 +99,7 @@ pub async fn get_sales_target(
     ),
     responses(
         (status = 200, description = "one page of targets", body = Envelope<Page<SalesTarget>>),
+        crate::routes::FilterForbidden,
         crate::routes::ListErrors,
     ))]
 pub async fn list_sales_targets(

@@ -1,4 +1,5 @@
-//! User management for admins (SPEC §4): create, list, get and change users.
+//! User management, for admins only: create, list, get and change users. Every route needs a
+//! token (protected router).
 //! Password hashes are never part of any response.
 
 use axum::extract::State;
@@ -110,7 +111,9 @@ impl FromJsonObject for UpdateUserRequest {
     request_body = CreateUserRequest,
     responses(
         (status = 200, description = "the new user", body = Envelope<User>),
-        (status = 409, description = "the username is taken", body = crate::error::ErrorBody),
+        (status = 409, description = "the username is taken", body = crate::error::ErrorBody,
+            example = json!({"code": 409, "message": "username already taken", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"})),
+        crate::routes::AdminOnly,
         crate::routes::WriteErrors,
     ))]
 pub async fn create_user(
@@ -138,6 +141,7 @@ pub async fn create_user(
     params(crate::routes::PageParams),
     responses(
         (status = 200, description = "one page of users", body = Envelope<Page<User>>),
+        crate::routes::AdminOnly,
         crate::routes::ListErrors,
     ))]
 pub async fn list_users(
@@ -157,6 +161,7 @@ pub async fn list_users(
     params(("id" = i64, Path, description = "the user's id", minimum = 1)),
     responses(
         (status = 200, description = "the user", body = Envelope<User>),
+        crate::routes::AdminOnly,
         crate::routes::ReadErrors,
     ))]
 pub async fn get_user(
@@ -178,6 +183,7 @@ pub async fn get_user(
     request_body = UpdateUserRequest,
     responses(
         (status = 200, description = "the changed user", body = Envelope<User>),
+        crate::routes::AdminOnly,
         crate::routes::ReadErrors,
     ))]
 pub async fn update_user(

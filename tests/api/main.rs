@@ -9,6 +9,7 @@ mod binary;
 mod http;
 mod inventory;
 mod outage;
+mod protected;
 mod rbac;
 mod sales;
 mod tls;

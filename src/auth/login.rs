@@ -1,0 +1,106 @@
+//! The token flows behind `/api/v1/auth/token` and `/api/v1/auth/revoke`: the password grant,
+//! refresh-token rotation and revocation. They speak `AuthError`; the route
+//! (`crate::routes::auth`) parses the OAuth2 form and renders the OAuth2 answer.
+//!
+//! Refresh tokens are 256 random bits, stored only as their SHA-256 (`token_hash`). Every login
+//! starts a family; each refresh replaces the token with a new one of the same family, and
+//! presenting a replaced token again revokes the whole family (it was probably stolen).
+
+use crate::domain::{NewRefreshToken, Rotation, Timestamp};
+use crate::middleware::ClientIp;
+use crate::AppState;
+
+use super::{random_hex, token_hash, AuthError};
+
+/// Bytes of randomness in a refresh token (256 bits).
+const REFRESH_TOKEN_BYTES: usize = 32;
+/// Bytes of randomness in a family id.
+const FAMILY_ID_BYTES: usize = 16;
+
+/// What a successful grant hands out.
+#[derive(Debug)]
+pub struct IssuedTokens {
+    pub access_token: String,
+    /// Lifetime of the access token, in seconds.
+    pub expires_in: u64,
+    pub refresh_token: String,
+    /// Lifetime of the refresh token, in seconds.
+    pub refresh_expires_in: u64,
+}
+
+/// Logs `username` in with `password` (OAuth2 password grant).
+///
+/// A username with too many recent failures must wait (`Throttled`) before its password is even
+/// checked. An unknown user is checked against a dummy hash, so that it costs the same time as a
+/// wrong password and gets the same answer. Failures are logged with the username and the
+/// client's IP, never the password.
+pub async fn password_grant(
+    app: &AppState,
+    client: ClientIp,
+    username: &str,
+    password: &str,
+) -> Result<IssuedTokens, AuthError> {
+    if let Err(wait) = app.auth.throttle.check(username) {
+        tracing::warn!(username, client_ip = %client, "login throttled after repeated failures");
+        return Err(AuthError::Throttled { retry_after: wait });
+    }
+    let (user, hash) = match app.store.find_login(username).await? {
+        Some((user, hash)) => (Some(user), Some(hash)),
+        None => (None, None),
+    };
+    let verified = app.auth.passwords.verify(password, hash).await?;
+    let user = match user {
+        Some(user) if verified && user.is_active => user,
+        _ => {
+            app.auth.throttle.failed(username);
+            tracing::warn!(username, client_ip = %client, "login failed");
+            return Err(AuthError::InvalidCredentials);
+        }
+    };
+    app.auth.throttle.succeeded(username);
+    let refresh = random_hex(REFRESH_TOKEN_BYTES);
+    let record = NewRefreshToken {
+        token_hash: token_hash(&refresh),
+        family_id: random_hex(FAMILY_ID_BYTES),
+        expires_at: Timestamp::now().plus(app.config.refresh_token_ttl),
+    };
+    app.store.insert_refresh_token(user.id, &record).await?;
+    tracing::info!(user_id = user.id, client_ip = %client, "login succeeded");
+    Ok(issue(app, user.id, refresh))
+}
+
+/// Exchanges a refresh token for a new access token and a new refresh token of the same
+/// family; the presented one stops working. Of two concurrent refreshes with one token, the
+/// store lets exactly one rotate it; the other counts as reuse.
+pub async fn refresh_grant(app: &AppState, presented: &str) -> Result<IssuedTokens, AuthError> {
+    let next = random_hex(REFRESH_TOKEN_BYTES);
+    let expires_at = Timestamp::now().plus(app.config.refresh_token_ttl);
+    match app
+        .store
+        .rotate_refresh_token(&token_hash(presented), &token_hash(&next), expires_at)
+        .await?
+    {
+        Rotation::Rotated { user_id } => Ok(issue(app, user_id, next)),
+        Rotation::Reused => {
+            tracing::warn!("a rotated refresh token was presented again: its family is revoked");
+            Err(AuthError::RefreshTokenReused)
+        }
+        Rotation::Invalid => Err(AuthError::InvalidRefreshToken),
+    }
+}
+
+/// Revokes the family of a refresh token (RFC 7009). An unknown token is not an error: the
+/// answer must not reveal whether a token was live.
+pub async fn revoke(app: &AppState, token: &str) -> Result<(), AuthError> {
+    app.store.revoke_refresh_family(&token_hash(token)).await?;
+    Ok(())
+}
+
+fn issue(app: &AppState, user_id: i64, refresh_token: String) -> IssuedTokens {
+    IssuedTokens {
+        access_token: app.auth.keys.issue(user_id),
+        expires_in: app.auth.keys.ttl_seconds(),
+        refresh_token,
+        refresh_expires_in: app.config.refresh_token_ttl.as_secs(),
+    }
+}

@@ -1,0 +1,223 @@
+//! The OpenAPI document: its header (`ApiDoc`), the OAuth2 security scheme, `require_token`
+//! (which marks the operations of the protected router as needing a token), and the error
+//! responses the handlers list in their `#[utoipa::path]` (`WriteErrors`, `ReadErrors`, ...).
+//!
+//! Every error response carries its own example body. Without one, a client generator or
+//! Swagger UI would render the `ErrorBody` schema's field examples, i.e. a 422, for a 401 or a
+//! 503 alike.
+
+use serde_json::json;
+use utoipa::openapi::security::{
+    Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
+};
+use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
+use utoipa::{IntoResponses, OpenApi};
+
+use crate::error::ErrorBody;
+
+/// The name of the security scheme in the OpenAPI document.
+const SECURITY_SCHEME: &str = "oauth2";
+
+/// The request id shown in example error bodies.
+const EXAMPLE_REQUEST_ID: &str = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "sellerdesk",
+        description = "Sales targets and inventory levels for marketplace sellers.\n\n\
+            Every response is JSON. Success: `{\"code\": 200, \"message\": \"Success\", \"data\": ...}`. \
+            Failure: `{\"code\": <status>, \"message\": \"...\", \"detail\": [...], \"request_id\": \"...\"}`, \
+            where `detail` lists every invalid field at once.",
+    ),
+    tags(
+        (name = "auth", description = "OAuth2 password flow: log in, refresh, revoke"),
+        (name = "sales targets", description = "Monthly and weekly sales targets per parent ASIN"),
+        (name = "inventory", description = "Stock levels per seller SKU"),
+        (name = "users", description = "User management (admin only)"),
+        (name = "operations", description = "Health"),
+    ),
+    components(schemas(ErrorBody)),
+    modifiers(&OAuth2PasswordFlow)
+)]
+pub struct ApiDoc;
+
+/// Declares the OAuth2 password flow, so that Swagger UI's Authorize button logs in through
+/// `/api/v1/auth/token`. Which operations need it is `require_token`'s business.
+struct OAuth2PasswordFlow;
+
+impl utoipa::Modify for OAuth2PasswordFlow {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        openapi
+            .components
+            .get_or_insert_with(Default::default)
+            .add_security_scheme(
+                SECURITY_SCHEME,
+                SecurityScheme::OAuth2(OAuth2::with_description(
+                    [Flow::Password(Password::new("/api/v1/auth/token", Scopes::new()))],
+                    "Log in with a sellerdesk username and password; the access token is then sent as `Authorization: Bearer <token>`.",
+                )),
+            );
+    }
+}
+
+/// An error envelope, as an example body.
+fn error_example(status: u16, message: &str) -> serde_json::Value {
+    json!({"code": status, "message": message, "request_id": EXAMPLE_REQUEST_ID})
+}
+
+/// An error response whose body is the envelope, with its own example.
+fn error_response(description: &str, example: serde_json::Value) -> utoipa::openapi::Response {
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .example(Some(example))
+                .build(),
+        )
+        .build()
+}
+
+/// Marks every operation of `doc` as needing an access token: the security requirement, a 401,
+/// and a 403 unless the operation documents a more specific one. Called with the document of
+/// the protected router only, so the document says exactly what the router enforces.
+pub fn require_token(doc: &mut utoipa::openapi::OpenApi) {
+    for item in doc.paths.paths.values_mut() {
+        for operation in [
+            &mut item.get,
+            &mut item.put,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.options,
+            &mut item.head,
+            &mut item.patch,
+            &mut item.trace,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation.security = Some(vec![SecurityRequirement::new(
+                SECURITY_SCHEME,
+                Vec::<String>::new(),
+            )]);
+            let responses = &mut operation.responses.responses;
+            responses.entry("401".into()).or_insert_with(|| {
+                error_response(
+                    "missing, invalid or expired access token (`WWW-Authenticate: Bearer`)",
+                    error_example(401, "authentication required"),
+                )
+                .into()
+            });
+            // The one refusal every operation can meet, whoever the caller is.
+            responses.entry("403".into()).or_insert_with(|| {
+                error_response(
+                    "behind a TLS-terminating proxy (`TLS_TERMINATED_UPSTREAM`), the request did not arrive over HTTPS",
+                    error_example(403, "HTTPS required"),
+                )
+                .into()
+            });
+        }
+    }
+}
+
+/// The error responses of a create-or-update endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum WriteErrors {
+    #[response(status = 413, description = "body larger than 64 KiB",
+        example = json!({"code": 413, "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "body is not application/json",
+        example = json!({"code": 415, "message": "body must be application/json", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "malformed JSON, or invalid, missing or unknown fields (all listed in `detail`)",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+            "detail": [{"field": "seller_id", "message": "must be 8 to 20 letters or digits"},
+                       {"field": "period", "message": "is required"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable",
+        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of a batch endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum BatchErrors {
+    #[response(status = 403, description = "a seller caller sent an item of another seller (the message names the item)",
+        example = json!({"code": 403, "message": "item 3: you may not write data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    Foreign(ErrorBody),
+    #[response(status = 413, description = "body larger than 4 MiB",
+        example = json!({"code": 413, "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    TooLarge(ErrorBody),
+    #[response(status = 415, description = "body is not application/json",
+        example = json!({"code": 415, "message": "body must be application/json", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    NotJson(ErrorBody),
+    #[response(status = 422, description = "not 1 to 1000 items, an invalid item (each problem with its `index`), or one key twice",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+            "detail": [{"index": 3, "field": "seller_sku", "message": "must be 10 to 30 letters or digits"},
+                       {"index": 7, "field": "items", "message": "repeats the (seller_id, market_place_id, seller_sku) of item 2"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable",
+        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of an endpoint that reads, changes or deletes one row by id.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ReadErrors {
+    #[response(status = 404, description = "no row with this id",
+        example = json!({"code": 404, "message": "no such resource", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    NotFound(ErrorBody),
+    #[response(status = 422, description = "the id is not a positive integer",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+            "detail": [{"field": "id", "message": "must be a positive integer"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable",
+        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    Unavailable(ErrorBody),
+}
+
+/// The error responses of a list endpoint.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum ListErrors {
+    #[response(status = 422, description = "an invalid filter, page or size, or an unknown parameter",
+        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+            "detail": [{"field": "size", "message": "must be an integer from 1 to 100"},
+                       {"field": "color", "message": "is not a known parameter"}]}))]
+    Invalid(ErrorBody),
+    #[response(status = 503, description = "database unavailable",
+        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    Unavailable(ErrorBody),
+}
+
+/// The 403 of a single write by a seller caller.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum WriteForbidden {
+    #[response(status = 403, description = "a seller caller wrote a row of another seller",
+        example = json!({"code": 403, "message": "you may not write data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    ForeignSeller(ErrorBody),
+}
+
+/// The 403 of a list filtered by seller.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum FilterForbidden {
+    #[response(status = 403, description = "a seller caller filtered by another seller's `seller_id`",
+        example = json!({"code": 403, "message": "you may not read data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    ForeignSeller(ErrorBody),
+}
+
+/// The 403 of an endpoint for admins only.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum AdminOnly {
+    #[response(status = 403, description = "the caller is not an admin",
+        example = json!({"code": 403, "message": "this needs the admin role", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    NotAdmin(ErrorBody),
+}
