@@ -19,33 +19,31 @@ use serde_json::Value;
 use sqlx::Connection;
 use tower::ServiceExt;
 
-/// Runs each listed test once per backend: `name::sqlite` always, `name::mysql` when
-/// `TEST_MYSQL_URL` is set (it says "skipped" and passes otherwise).
+/// Runs each listed test once per backend. Each name is an `async fn name(app: TestApp)` in
+/// the calling module; the macro adds a module `name` holding `sqlite` and `mysql`, so the
+/// tests are reported as `area::name::sqlite` and `area::name::mysql`.
+///
+/// `mysql` is compiled as ignored ("TEST_MYSQL_URL is not set") unless `TEST_MYSQL_URL` was
+/// set when the suite was built (`build.rs` turns it into `cfg(mysql_tests)`); when it was,
+/// the test needs a usable server and fails without one. It never passes without running.
 #[macro_export]
 macro_rules! backend_tests {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+    ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite)
-                    .await
-                    .expect("SQLite is always available");
-                $body
+                super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(mysql_tests), ignore = "TEST_MYSQL_URL is not set")]
             async fn mysql() {
-                let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::MySql).await else {
-                    eprintln!("skipped: TEST_MYSQL_URL is not set");
-                    return;
-                };
-                $body
+                super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::MySql).await)
+                    .await;
             }
         }
-    )*};
+    )+};
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,28 +52,32 @@ pub enum Backend {
     MySql,
 }
 
-/// A new, empty database on `backend` and its URL; `None` for MySQL without `TEST_MYSQL_URL`.
-pub async fn fresh_database(backend: Backend) -> Option<(String, Database)> {
-    Some(match backend {
+/// A new, empty database on `backend` and its URL. For MySQL, `TEST_MYSQL_URL` must name a
+/// server that accepts connections and lets the test user create databases: a MySQL test
+/// that cannot use its server fails.
+pub async fn fresh_database(backend: Backend) -> (String, Database) {
+    match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             (url, Database::Sqlite(dir))
         }
         Backend::MySql => {
-            let server_url = mysql_server_url()?;
+            let server_url = mysql_server_url();
             let name = format!("sellerdesk_test_{:016x}", rand::thread_rng().gen::<u64>());
             let mut conn = sqlx::MySqlConnection::connect(&server_url)
                 .await
-                .expect("TEST_MYSQL_URL is set, so its server must accept connections");
+                .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set, but its server refuses: {e}"));
             sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
                 .execute(&mut conn)
                 .await
-                .expect("the test user may create databases");
+                .unwrap_or_else(|e| {
+                    panic!("the TEST_MYSQL_URL user may not create databases: {e}")
+                });
             let url = with_database(&server_url, &name);
             (url, Database::MySql { server_url, name })
         }
-    })
+    }
 }
 
 /// What a test database needs to clean up when the test ends.
@@ -126,11 +128,15 @@ pub struct TestResponse {
     pub text: String,
 }
 
-/// The URL of the MySQL server for tests, if any.
-pub fn mysql_server_url() -> Option<String> {
+/// The URL of the MySQL server for tests. Only MySQL tests ask, and they are compiled to run
+/// only when the variable was set at build time; unset now means the run is broken, not skipped.
+pub fn mysql_server_url() -> String {
     std::env::var("TEST_MYSQL_URL")
         .ok()
         .filter(|u| !u.is_empty())
+        .expect(
+            "TEST_MYSQL_URL is set when the MySQL tests were built, and must be set to run them",
+        )
 }
 
 /// `url` with its database (the last path segment) replaced by `name`.
@@ -193,17 +199,15 @@ pub fn test_config(database_url: &str) -> Config {
 }
 
 impl TestApp {
-    /// A fresh database on `backend`, or `None` for MySQL when no server is configured.
-    pub async fn spawn(backend: Backend) -> Option<Self> {
-        let (url, database) = fresh_database(backend).await?;
-        Some(Self::open(&url, database).await)
+    /// The app over a fresh database on `backend` (see `fresh_database`).
+    pub async fn spawn(backend: Backend) -> Self {
+        let (url, database) = fresh_database(backend).await;
+        Self::open(&url, database).await
     }
 
     /// A fresh SQLite-backed app whose configuration `tweak` adjusts.
     pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> Self {
-        let (url, database) = fresh_database(Backend::Sqlite)
-            .await
-            .expect("SQLite is always available");
+        let (url, database) = fresh_database(Backend::Sqlite).await;
         Self::open_with(&url, database, tweak).await
     }
 
