@@ -6,7 +6,9 @@ use sellerdesk::auth::jwt::Claims;
 use serde_json::json;
 
 use crate::backend_tests;
-use crate::helpers::{assert_error_envelope, captured_log, sales_body, TestApp, ADMIN_PASSWORD};
+use crate::helpers::{
+    assert_error_envelope, everything_logged, sales_body, TestApp, ADMIN_PASSWORD,
+};
 
 /// Asserts a 401 with a `Bearer` challenge in the error envelope.
 fn assert_unauthorized(response: &crate::helpers::TestResponse, label: &str) {
@@ -335,7 +337,11 @@ async fn repeated_failed_logins_slow_that_username_down(app: TestApp) {
         .token_request(&[("username", "ghost-user"), ("password", "wrong-password")])
         .await;
     assert_eq!(ghost.status, StatusCode::TOO_MANY_REQUESTS);
-    assert!(captured_log().contains("login failed"));
+    let lines = app.log_lines();
+    assert!(
+        lines.iter().any(|l| l.contains("login failed")),
+        "{lines:#?}"
+    );
 }
 
 async fn no_token_or_password_reaches_the_log(app: TestApp) {
@@ -369,17 +375,14 @@ async fn no_token_or_password_reaches_the_log(app: TestApp) {
         .await;
 
     // One line for this request, with every field the operators need.
-    let request_id = format!("logline-{}", rand_suffix());
     let me = Request::get("/api/v1/auth/me?page=1")
         .header("authorization", format!("Bearer {new_access}"))
-        .header("x-request-id", &request_id)
         .body(Body::empty())
         .unwrap();
     let me = app.send_anonymous(me).await;
     let user_id = me.json["data"]["id"].as_i64().unwrap();
 
-    let log = captured_log();
-    let lines: Vec<&str> = log.lines().filter(|l| l.contains(&request_id)).collect();
+    let lines = app.log_lines_of(&me);
     assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
     for field in [
         "client_ip=127.0.0.1".to_owned(),
@@ -397,6 +400,47 @@ async fn no_token_or_password_reaches_the_log(app: TestApp) {
         "the line starts with its time: {}",
         lines[0]
     );
+
+    // The lines the secrets could have reached are there, so their absence below means
+    // something: the user's creation, the login and the refresh, the request with a token in
+    // its query, and the failed login.
+    let own = app.log_lines();
+    let logged = |path: &str, status: &str| {
+        own.iter()
+            .filter(|l| {
+                // The span's last field ends with `}`, the others with a space.
+                let path_field = format!("path={path}");
+                (l.contains(&format!("{path_field} ")) || l.contains(&format!("{path_field}}}")))
+                    && l.contains(&format!("status={status} "))
+            })
+            .count()
+    };
+    assert_eq!(
+        logged("/api/v1/users", "200"),
+        1,
+        "the user's creation: {own:#?}"
+    );
+    assert_eq!(
+        logged("/api/v1/auth/token", "200"),
+        2,
+        "the login and the refresh: {own:#?}"
+    );
+    assert_eq!(
+        logged("/api/v1/auth/token", "401"),
+        1,
+        "the failed login: {own:#?}"
+    );
+    assert!(
+        own.iter()
+            .any(|l| l.contains("path=/api/v1/sales/target ") && l.contains("access_token=***")),
+        "the request with a token in its query: {own:#?}"
+    );
+    assert!(
+        own.iter()
+            .any(|l| l.contains("login failed") && l.contains(&username)),
+        "a failed login is logged with its username: {own:#?}"
+    );
+    let everything = everything_logged();
     for secret in [
         &password,
         &access,
@@ -405,12 +449,15 @@ async fn no_token_or_password_reaches_the_log(app: TestApp) {
         &new_refresh,
         &app.admin_token,
     ] {
-        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+        assert!(
+            !own.iter().any(|l| l.contains(secret.as_str())),
+            "a secret reached this test's log lines"
+        );
+        assert!(
+            !everything.contains(secret.as_str()),
+            "a secret reached the log"
+        );
     }
-    assert!(
-        log.contains("login failed") && log.contains(&username),
-        "a failed login is logged with its username"
-    );
 }
 
 fn rand_suffix() -> String {

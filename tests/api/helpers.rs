@@ -3,6 +3,7 @@
 //! database, dropped when the test ends).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -114,6 +115,11 @@ pub struct TestApp {
     pub state: AppState,
     /// An access token of the bootstrapped `admin`, sent by `get`/`post`/`delete`/`send`.
     pub admin_token: String,
+    /// Starts the `X-Request-ID` of every request this app sends (unless the request has its
+    /// own): the service keeps a sane incoming id and the log shows it on every line of the
+    /// request, so `log_lines` can tell this app's lines from every other test's.
+    request_id_prefix: String,
+    requests_sent: AtomicU64,
     _database: Database,
 }
 
@@ -155,11 +161,14 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// Everything the service logged in this test process, for tests that check what logs hold.
+/// Everything the service logged in this test process. One subscriber serves the whole
+/// process, so this holds every test's lines: a test reads its own with `TestApp::log_lines`.
 static CAPTURED_LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
-/// The log lines captured so far (of every test in this process).
-pub fn captured_log() -> String {
+/// Everything logged so far by every test in this process. Only for checking that a secret
+/// unique to one test appears *nowhere* (not even outside a request span); anything a test
+/// expects to find, it looks for in `TestApp::log_lines`, where no other test can put it.
+pub fn everything_logged() -> String {
     String::from_utf8_lossy(&CAPTURED_LOG.lock().unwrap()).into_owned()
 }
 
@@ -247,12 +256,43 @@ impl TestApp {
             router,
             state,
             admin_token,
+            request_id_prefix: format!("t{:016x}", rand::thread_rng().gen::<u64>()),
+            requests_sent: AtomicU64::new(0),
             _database: database,
         }
     }
 
-    /// Sends one request as it is: no token is added.
-    pub async fn send_anonymous(&self, request: Request<Body>) -> TestResponse {
+    /// A new request id of this app: `<prefix>-<n>`.
+    pub fn next_request_id(&self) -> String {
+        let n = self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.request_id_prefix)
+    }
+
+    /// The log lines of this app's requests (those sent with its request ids), and no others.
+    pub fn log_lines(&self) -> Vec<String> {
+        // The span prints `request_id=<id> `; the prefix and its `-` end every id of this app.
+        let marker = format!("request_id={}-", self.request_id_prefix);
+        everything_logged()
+            .lines()
+            .filter(|line| line.contains(&marker))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The log lines of one request of this app, by the id its response carries.
+    pub fn log_lines_of(&self, response: &TestResponse) -> Vec<String> {
+        let id = response.headers["x-request-id"]
+            .to_str()
+            .expect("an ASCII request id");
+        let marker = format!("request_id={id} ");
+        self.log_lines()
+            .into_iter()
+            .filter(|line| line.contains(&marker))
+            .collect()
+    }
+
+    /// Sends one request exactly as it is: no token, no request id.
+    pub async fn send_exact(&self, request: Request<Body>) -> TestResponse {
         let response = self
             .router
             .clone()
@@ -275,6 +315,15 @@ impl TestApp {
             json,
             text,
         }
+    }
+
+    /// Sends one request without a token, under this app's next request id unless it has one.
+    pub async fn send_anonymous(&self, mut request: Request<Body>) -> TestResponse {
+        if !request.headers().contains_key("x-request-id") {
+            let id = self.next_request_id().parse().unwrap();
+            request.headers_mut().insert("x-request-id", id);
+        }
+        self.send_exact(request).await
     }
 
     /// Sends one request through the whole router, as the admin unless it names a caller.
