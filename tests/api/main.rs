@@ -3,6 +3,8 @@
 //! ignored unless `TEST_MYSQL_URL` was set when the suite was built (see `build.rs`).
 
 mod helpers;
+mod process;
+mod raw_http;
 
 mod auth;
 mod batch;
