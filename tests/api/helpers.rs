@@ -3,6 +3,7 @@
 //! database, dropped when the test ends).
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::body::Body;
@@ -19,33 +20,31 @@ use serde_json::Value;
 use sqlx::Connection;
 use tower::ServiceExt;
 
-/// Runs each listed test once per backend: `name::sqlite` always, `name::mysql` when
-/// `TEST_MYSQL_URL` is set (it says "skipped" and passes otherwise).
+/// Runs each listed test once per backend. Each name is an `async fn name(app: TestApp)` in
+/// the calling module; the macro adds a module `name` holding `sqlite` and `mysql`, so the
+/// tests are reported as `area::name::sqlite` and `area::name::mysql`.
+///
+/// `mysql` is compiled as ignored ("TEST_MYSQL_URL is not set") unless `TEST_MYSQL_URL` was
+/// set when the suite was built (`build.rs` turns it into `cfg(mysql_tests)`); when it was,
+/// the test needs a usable server and fails without one. It never passes without running.
 #[macro_export]
 macro_rules! backend_tests {
-    ($(async fn $name:ident($app:ident) $body:block)*) => {$(
+    ($($name:ident),+ $(,)?) => {$(
         mod $name {
-            #[allow(unused_imports)]
-            use super::*;
-
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let $app = $crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite)
-                    .await
-                    .expect("SQLite is always available");
-                $body
+                super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::Sqlite).await)
+                    .await;
             }
 
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            #[cfg_attr(not(mysql_tests), ignore = "TEST_MYSQL_URL is not set")]
             async fn mysql() {
-                let Some($app) = $crate::helpers::TestApp::spawn($crate::helpers::Backend::MySql).await else {
-                    eprintln!("skipped: TEST_MYSQL_URL is not set");
-                    return;
-                };
-                $body
+                super::$name($crate::helpers::TestApp::spawn($crate::helpers::Backend::MySql).await)
+                    .await;
             }
         }
-    )*};
+    )+};
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,28 +53,32 @@ pub enum Backend {
     MySql,
 }
 
-/// A new, empty database on `backend` and its URL; `None` for MySQL without `TEST_MYSQL_URL`.
-pub async fn fresh_database(backend: Backend) -> Option<(String, Database)> {
-    Some(match backend {
+/// A new, empty database on `backend` and its URL. For MySQL, `TEST_MYSQL_URL` must name a
+/// server that accepts connections and lets the test user create databases: a MySQL test
+/// that cannot use its server fails.
+pub async fn fresh_database(backend: Backend) -> (String, Database) {
+    match backend {
         Backend::Sqlite => {
             let dir = tempfile::tempdir().expect("a temporary directory");
             let url = format!("sqlite://{}", dir.path().join("test.db").display());
             (url, Database::Sqlite(dir))
         }
         Backend::MySql => {
-            let server_url = mysql_server_url()?;
+            let server_url = mysql_server_url();
             let name = format!("sellerdesk_test_{:016x}", rand::thread_rng().gen::<u64>());
             let mut conn = sqlx::MySqlConnection::connect(&server_url)
                 .await
-                .expect("TEST_MYSQL_URL is set, so its server must accept connections");
+                .unwrap_or_else(|e| panic!("TEST_MYSQL_URL is set, but its server refuses: {e}"));
             sqlx::query(&format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
                 .execute(&mut conn)
                 .await
-                .expect("the test user may create databases");
+                .unwrap_or_else(|e| {
+                    panic!("the TEST_MYSQL_URL user may not create databases: {e}")
+                });
             let url = with_database(&server_url, &name);
             (url, Database::MySql { server_url, name })
         }
-    })
+    }
 }
 
 /// What a test database needs to clean up when the test ends.
@@ -112,6 +115,11 @@ pub struct TestApp {
     pub state: AppState,
     /// An access token of the bootstrapped `admin`, sent by `get`/`post`/`delete`/`send`.
     pub admin_token: String,
+    /// Starts the `X-Request-ID` of every request this app sends (unless the request has its
+    /// own): the service keeps a sane incoming id and the log shows it on every line of the
+    /// request, so `log_lines` can tell this app's lines from every other test's.
+    request_id_prefix: String,
+    requests_sent: AtomicU64,
     _database: Database,
 }
 
@@ -126,11 +134,15 @@ pub struct TestResponse {
     pub text: String,
 }
 
-/// The URL of the MySQL server for tests, if any.
-pub fn mysql_server_url() -> Option<String> {
+/// The URL of the MySQL server for tests. Only MySQL tests ask, and they are compiled to run
+/// only when the variable was set at build time; unset now means the run is broken, not skipped.
+pub fn mysql_server_url() -> String {
     std::env::var("TEST_MYSQL_URL")
         .ok()
         .filter(|u| !u.is_empty())
+        .expect(
+            "TEST_MYSQL_URL is set when the MySQL tests were built, and must be set to run them",
+        )
 }
 
 /// `url` with its database (the last path segment) replaced by `name`.
@@ -149,11 +161,14 @@ pub fn with_database(url: &str, name: &str) -> String {
     }
 }
 
-/// Everything the service logged in this test process, for tests that check what logs hold.
+/// Everything the service logged in this test process. One subscriber serves the whole
+/// process, so this holds every test's lines: a test reads its own with `TestApp::log_lines`.
 static CAPTURED_LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
-/// The log lines captured so far (of every test in this process).
-pub fn captured_log() -> String {
+/// Everything logged so far by every test in this process. Only for checking that a secret
+/// unique to one test appears *nowhere* (not even outside a request span); anything a test
+/// expects to find, it looks for in `TestApp::log_lines`, where no other test can put it.
+pub fn everything_logged() -> String {
     String::from_utf8_lossy(&CAPTURED_LOG.lock().unwrap()).into_owned()
 }
 
@@ -193,17 +208,15 @@ pub fn test_config(database_url: &str) -> Config {
 }
 
 impl TestApp {
-    /// A fresh database on `backend`, or `None` for MySQL when no server is configured.
-    pub async fn spawn(backend: Backend) -> Option<Self> {
-        let (url, database) = fresh_database(backend).await?;
-        Some(Self::open(&url, database).await)
+    /// The app over a fresh database on `backend` (see `fresh_database`).
+    pub async fn spawn(backend: Backend) -> Self {
+        let (url, database) = fresh_database(backend).await;
+        Self::open(&url, database).await
     }
 
     /// A fresh SQLite-backed app whose configuration `tweak` adjusts.
     pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> Self {
-        let (url, database) = fresh_database(Backend::Sqlite)
-            .await
-            .expect("SQLite is always available");
+        let (url, database) = fresh_database(Backend::Sqlite).await;
         Self::open_with(&url, database, tweak).await
     }
 
@@ -243,12 +256,43 @@ impl TestApp {
             router,
             state,
             admin_token,
+            request_id_prefix: format!("t{:016x}", rand::thread_rng().gen::<u64>()),
+            requests_sent: AtomicU64::new(0),
             _database: database,
         }
     }
 
-    /// Sends one request as it is: no token is added.
-    pub async fn send_anonymous(&self, request: Request<Body>) -> TestResponse {
+    /// A new request id of this app: `<prefix>-<n>`.
+    pub fn next_request_id(&self) -> String {
+        let n = self.requests_sent.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{n}", self.request_id_prefix)
+    }
+
+    /// The log lines of this app's requests (those sent with its request ids), and no others.
+    pub fn log_lines(&self) -> Vec<String> {
+        // The span prints `request_id=<id> `; the prefix and its `-` end every id of this app.
+        let marker = format!("request_id={}-", self.request_id_prefix);
+        everything_logged()
+            .lines()
+            .filter(|line| line.contains(&marker))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The log lines of one request of this app, by the id its response carries.
+    pub fn log_lines_of(&self, response: &TestResponse) -> Vec<String> {
+        let id = response.headers["x-request-id"]
+            .to_str()
+            .expect("an ASCII request id");
+        let marker = format!("request_id={id} ");
+        self.log_lines()
+            .into_iter()
+            .filter(|line| line.contains(&marker))
+            .collect()
+    }
+
+    /// Sends one request exactly as it is: no token, no request id.
+    pub async fn send_exact(&self, request: Request<Body>) -> TestResponse {
         let response = self
             .router
             .clone()
@@ -271,6 +315,15 @@ impl TestApp {
             json,
             text,
         }
+    }
+
+    /// Sends one request without a token, under this app's next request id unless it has one.
+    pub async fn send_anonymous(&self, mut request: Request<Body>) -> TestResponse {
+        if !request.headers().contains_key("x-request-id") {
+            let id = self.next_request_id().parse().unwrap();
+            request.headers_mut().insert("x-request-id", id);
+        }
+        self.send_exact(request).await
     }
 
     /// Sends one request through the whole router, as the admin unless it names a caller.

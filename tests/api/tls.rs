@@ -10,7 +10,8 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::binary::{command, free_port, http, signal, start, status_of, wait_for_exit};
+use crate::process::{command, free_port, signal, start, wait_for_exit, wait_until_healthy};
+use crate::raw_http::{RawRequest, RawResponse};
 
 /// Accepts any certificate: the tests compare the presented certificate with the one they
 /// expect instead (a self-signed test certificate has no CA to chain to).
@@ -62,8 +63,8 @@ impl ServerCertVerifier for RecordOnly {
     }
 }
 
-/// GET `path` over HTTPS: the response text and the certificate the server presented.
-async fn https_get(port: u16, path: &str) -> std::io::Result<(String, Vec<u8>)> {
+/// GET `path` over HTTPS: the response and the certificate the server presented.
+async fn https_get(port: u16, path: &str) -> std::io::Result<(RawResponse, Vec<u8>)> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -82,13 +83,11 @@ async fn https_get(port: u16, path: &str) -> std::io::Result<(String, Vec<u8>)> 
         .peer_certificates()
         .map(|c| c[0].as_ref().to_vec())
         .unwrap_or_default();
-    tls.write_all(
-        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
-    )
-    .await?;
+    tls.write_all(&RawRequest::get(path).host("localhost").to_bytes())
+        .await?;
     let mut response = Vec::new();
     let _ = tls.read_to_end(&mut response).await;
-    Ok((String::from_utf8_lossy(&response).into_owned(), certificate))
+    Ok((RawResponse::parse(&response), certificate))
 }
 
 /// Writes a new self-signed certificate for localhost into `dir`; returns its DER.
@@ -119,9 +118,7 @@ async fn https_serves_with_hsts_redirects_plain_http_and_reloads_its_certificate
     let deadline = Instant::now() + Duration::from_secs(20);
     let (response, presented) = loop {
         match https_get(port, "/health").await {
-            Ok((response, certificate)) if response.starts_with("HTTP/1.1 200") => {
-                break (response, certificate)
-            }
+            Ok((response, certificate)) if response.status == 200 => break (response, certificate),
             _ => assert!(Instant::now() < deadline, "HTTPS came up"),
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -129,30 +126,31 @@ async fn https_serves_with_hsts_redirects_plain_http_and_reloads_its_certificate
     assert_eq!(presented, first, "the configured certificate is served");
     assert!(
         response
-            .to_ascii_lowercase()
-            .contains("strict-transport-security: max-age="),
-        "{response}"
+            .header("strict-transport-security")
+            .is_some_and(|v| v.to_ascii_lowercase().starts_with("max-age=")),
+        "{}",
+        response.raw
     );
 
     // Plain HTTP on the TLS port gets no HTTP answer.
-    let plain = http(
-        port,
-        "GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap_or_default();
+    let plain = RawRequest::get("/health")
+        .host("localhost")
+        .try_send(port)
+        .map(|r| r.raw)
+        .unwrap_or_default();
     assert!(!plain.starts_with("HTTP/"), "{plain:?}");
 
     // The redirect listener sends everything to the same path on HTTPS.
-    let redirected = http(
-        redirect_port,
-        &format!("GET /api/v1/inventory?page=2 HTTP/1.1\r\nHost: localhost:{redirect_port}\r\nConnection: close\r\n\r\n"),
-    )
-    .unwrap();
-    assert!(redirected.starts_with("HTTP/1.1 308"), "{redirected}");
-    let location = format!("location: https://localhost:{port}/api/v1/inventory?page=2");
-    assert!(
-        redirected.to_ascii_lowercase().contains(&location),
-        "{redirected}"
+    let redirected = RawRequest::get("/api/v1/inventory?page=2")
+        .host(&format!("localhost:{redirect_port}"))
+        .send(redirect_port);
+    assert_eq!(redirected.status, 308, "{}", redirected.raw);
+    let location = format!("https://localhost:{port}/api/v1/inventory?page=2");
+    assert_eq!(
+        redirected.header("location"),
+        Some(location.as_str()),
+        "{}",
+        redirected.raw
     );
 
     // A renewed certificate is picked up on SIGHUP, without a restart.
@@ -163,7 +161,7 @@ async fn https_serves_with_hsts_redirects_plain_http_and_reloads_its_certificate
     loop {
         if let Ok((response, certificate)) = https_get(port, "/health").await {
             if certificate == second {
-                assert!(response.starts_with("HTTP/1.1 200"));
+                assert_eq!(response.status, 200, "{}", response.raw);
                 break;
             }
         }
@@ -235,44 +233,28 @@ fn behind_a_tls_proxy_only_trusted_https_requests_are_served() {
             ("TRUSTED_PROXIES", "127.0.0.1/32"),
         ],
     );
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !http(
-        port,
-        "GET /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    )
-    .is_ok_and(|r| r.starts_with("HTTP/1.1 200"))
-    {
-        assert!(Instant::now() < deadline, "the server came up");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    assert_eq!(
-        status_of(port, "/api/v1/inventory", "").0,
-        403,
-        "no X-Forwarded-Proto"
-    );
-    assert_eq!(
-        status_of(port, "/api/v1/inventory", "X-Forwarded-Proto: http\r\n").0,
-        403
-    );
-    assert_eq!(
-        status_of(port, "/api/v1/inventory", "X-Forwarded-Proto: https\r\n").0,
-        401,
-        "served (and asks for a token)"
-    );
-    let refused = http(
-        port,
-        "GET /api/v1/inventory HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
-    )
-    .unwrap();
+    wait_until_healthy(port);
+    let inventory = || RawRequest::get("/api/v1/inventory");
+    assert_eq!(inventory().send(port).status, 403, "no X-Forwarded-Proto");
+    let forwarded = |proto: &str| {
+        inventory()
+            .header("X-Forwarded-Proto", proto)
+            .send(port)
+            .status
+    };
+    assert_eq!(forwarded("http"), 403);
+    assert_eq!(forwarded("https"), 401, "served (and asks for a token)");
+    let refused = inventory().send(port);
+    let envelope = refused.json();
     assert!(
-        refused.contains("HTTPS required") && refused.contains("request_id"),
-        "{refused}"
+        envelope["message"] == "HTTPS required" && envelope["request_id"].is_string(),
+        "{}",
+        refused.raw
     );
     assert!(
-        refused
-            .to_ascii_lowercase()
-            .contains("strict-transport-security"),
-        "{refused}"
+        refused.header("strict-transport-security").is_some(),
+        "{}",
+        refused.raw
     );
     signal(&server, "TERM");
     assert!(wait_for_exit(&mut server).success());
