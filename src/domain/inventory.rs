@@ -3,7 +3,7 @@
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::{Asin, Marketplace, SellerId, SellerSku, Units, Timestamp};
+use super::{Asin, Marketplace, SellerId, SellerSku, Timestamp, Units};
 
 /// A validated create-or-update request for the stock of one seller SKU. The upsert key is
 /// (`seller_id`, `market_place_id`, `seller_sku`): a SKU is unique per seller and marketplace.

@@ -5,8 +5,8 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    Asin, Inventory, Marketplace, Money, Period, Role, SalesTarget, SellerId, SellerSku,
-    Units, Timestamp, User, Username,
+    Asin, Inventory, Marketplace, Money, Period, Role, SalesTarget, SellerId, SellerSku, Timestamp,
+    Units, User, Username,
 };
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary

@@ -108,9 +108,7 @@ fn assert_refused(response: &TestResponse, token_sent: bool, label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_secured_operation_refuses_a_request_without_a_valid_token_before_reading_it() {
-    let app = TestApp::spawn(Backend::Sqlite)
-        .await
-        .expect("SQLite is always available");
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let doc = openapi(&app).await;
 
     let mut public = BTreeSet::new();
@@ -172,9 +170,7 @@ async fn every_secured_operation_refuses_a_request_without_a_valid_token_before_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_public_operations_the_docs_and_the_404_answer_without_a_token() {
-    let app = TestApp::spawn(Backend::Sqlite)
-        .await
-        .expect("SQLite is always available");
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let anonymous = |method: Method, uri: &str, content_type: &str, body: &'static str| {
         Request::builder()
             .method(method)
@@ -260,9 +256,7 @@ fn check_example(schema: &str, status: u16, example: &Value, label: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_documented_error_response_shows_an_example_of_its_own_status() {
-    let app = TestApp::spawn(Backend::Sqlite)
-        .await
-        .expect("SQLite is always available");
+    let app = TestApp::spawn(Backend::Sqlite).await;
     let doc = openapi(&app).await;
 
     let mut checked = 0;
