@@ -1,4 +1,4 @@
-//! The `sellerdesk` binary: `serve` (the default) or `migrate`.
+//! The `sellerdesk` binary: `serve` (the default), `migrate`, or `user ...` (`cli.rs`).
 //!
 //! Thin on purpose: read the configuration, set up logging, open the store, and serve the
 //! router that `sellerdesk::build_app` builds. Everything testable lives in the library.
@@ -30,7 +30,8 @@ const USAGE: &str = "usage: sellerdesk [serve | migrate | user ... | help]\n\n\
   user disable NAME     deactivate a user and revoke their refresh tokens\n\n\
 Settings come from the environment (and .env in development); see .env.example.";
 
-/// How long a MySQL request waits for a pooled connection before it is answered 503.
+/// How long a request waits for a pooled connection (MySQL's, or a SQLite reader) before it is
+/// answered 503.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn main() -> ExitCode {

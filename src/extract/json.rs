@@ -1,7 +1,7 @@
 //! `ValidJson<T>`: the body of a JSON request, read into `T` through an `ObjectReader`.
 //!
 //! Only the request-level checks live here (content type, body size, well-formed JSON); what a
-//! valid object is, field by field, is `object.rs`.
+//! valid object is, field by field, is `object/`.
 
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};

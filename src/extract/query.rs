@@ -1,5 +1,5 @@
 //! `QueryReader`: the query string of a list request, read parameter by parameter like a JSON
-//! body (`object.rs`), so that every bad, repeated or unknown parameter is reported at once.
+//! body (`object/`), so that every bad, repeated or unknown parameter is reported at once.
 
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;

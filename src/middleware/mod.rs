@@ -2,11 +2,11 @@
 //!
 //! Reading order, which is also the order a request meets them (`crate::build_app` stacks them):
 //!
-//! 1. [`context`]: `request_context`, the outermost layer. It runs first so that everything
-//!    after it, including the request log and any layer that fails, can rely on a request id
-//!    ([`request_id`]) and the client's address ([`client_ip`]); and it runs last on the way
-//!    out, so that every error response, whoever produced it, leaves as the envelope
-//!    ([`envelope`]) carrying that id.
+//! 1. [`context`]: `request_context`, the outermost of ours (only tower-http's marking of
+//!    sensitive headers wraps it). It runs first so that everything after it, including the
+//!    request log and any layer that fails, can rely on a request id ([`request_id`]) and the
+//!    client's address ([`client_ip`]); and it runs last on the way out, so that every error
+//!    response, whoever produced it, leaves as the envelope ([`envelope`]) carrying that id.
 //! 2. [`request_log`]: tower-http's `TraceLayer` opens a span per request (`request_span`) and
 //!    logs one line when the response is ready (`log_response`), with secrets redacted. It sits
 //!    inside `request_context` because the span reports the id and client IP set there.

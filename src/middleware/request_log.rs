@@ -15,7 +15,8 @@ use super::{ClientIp, RequestId};
 const SECRET_PARAMS: [&str; 5] = ["token", "password", "secret", "key", "code"];
 
 /// The span of one request: everything the request log line reports but the outcome.
-/// `user_id` is filled in by the auth extractor once it knows the caller.
+/// `user_id` is filled in by the authentication layer (`crate::auth::layer`) once it knows the
+/// caller.
 pub fn request_span(req: &Request) -> tracing::Span {
     let id = req
         .extensions()
