@@ -1,10 +1,14 @@
-//! Build script: only for the test suite. `TEST_MYSQL_URL` set (non-empty) at build time turns
+//! Build script. For the test suite: `TEST_MYSQL_URL` set (non-empty) at build time turns
 //! on `cfg(mysql_tests)`; without it every MySQL test is compiled as `#[ignore]`d, so a run
-//! without a server reports those tests as ignored instead of passing them unrun.
+//! without a server reports those tests as ignored instead of passing them unrun. For the
+//! migrations: a changed `migrations/` folder rebuilds the crate (see below).
 
 fn main() {
     println!("cargo::rustc-check-cfg=cfg(mysql_tests)");
     println!("cargo::rerun-if-env-changed=TEST_MYSQL_URL");
+    // `sqlx::migrate!` embeds the migration files at compile time; without this, a new
+    // migration file would not be picked up until something else made the crate rebuild.
+    println!("cargo::rerun-if-changed=migrations");
     if std::env::var_os("TEST_MYSQL_URL").is_some_and(|url| !url.is_empty()) {
         println!("cargo::rustc-cfg=mysql_tests");
     }
