@@ -327,7 +327,17 @@ fn answer_all(group: Vec<Job>, e: &StoreError) {
 }
 
 /// The group's transaction: its upserts, table by table, then its operations in arrival order.
+/// A group of one table's upserts is one statement, atomic by itself: it needs no `BEGIN` and
+/// `COMMIT`, which would be two more hand-offs to the connection's thread.
 async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(), StoreError> {
+    let sales = group.iter().any(|job| matches!(job, Job::SalesTargets(_)));
+    let inventory = group.iter().any(|job| matches!(job, Job::Inventory(_)));
+    let operations = group.iter().any(|job| matches!(job, Job::Operation(_)));
+    let several_statements = operations || (sales && inventory);
+    if !several_statements {
+        write_upserts::<SalesTargetInput>(conn, group).await?;
+        return write_upserts::<InventoryInput>(conn, group).await;
+    }
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     write_upserts::<SalesTargetInput>(&mut tx, group).await?;
     write_upserts::<InventoryInput>(&mut tx, group).await?;
