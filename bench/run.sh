@@ -5,6 +5,9 @@
 # seeds 10,000 inventory rows (untimed), then drives it with wrk (64 connections, 15 s each):
 #   (a) single inventory upserts on random seeded SKUs   (b) single sales-target upserts
 #   (c) GET inventory by id                               (d) inventory batches of 100 items
+# then restocks every row (untimed) and runs the stock operations:
+#   (e) reserve-then-release pairs on random SKUs of the 10,000
+#   (f) the same on 10 hot SKUs, every connection contending for the same rows
 # and reports req/s (rows/s for batches), p50, p99, non-2xx responses and the server's peak
 # RSS, plus the time from start to the first 200 on /health on the existing database.
 # With BENCH_MYSQL_URL (or TEST_MYSQL_URL) set to a server URL, the same runs on MySQL too,
@@ -12,7 +15,7 @@
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
 # BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
-# BENCH_SCENARIOS (which of "a b c d" to run; all by default).
+# BENCH_SCENARIOS (which of "a b c d e f" to run; all by default).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -61,12 +64,13 @@ login() {
 }
 
 seed() { # 10,000 inventory rows (ids 1..10000 on a fresh database), in batches of 100
-  python3 - "$PORT" "$1" <<'PY'
+  python3 - "$PORT" "$1" "${2:-}" <<'PY'
 import json, sys, urllib.request
-port, token = sys.argv[1], sys.argv[2]
+port, token, stock = sys.argv[1], sys.argv[2], sys.argv[3]
 for start in range(0, 10000, 100):
     items = [{"seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "child_asin": "B0CHILD00001",
-              "seller_sku": f"SKU{n:010d}", "market_place_id": "US", "inventory": n} for n in range(start, start + 100)]
+              "seller_sku": f"SKU{n:010d}", "market_place_id": "US", "inventory": int(stock) if stock else n}
+             for n in range(start, start + 100)]
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/inventory/batch",
         data=json.dumps({"items": items}).encode(), method="POST",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
@@ -74,11 +78,15 @@ for start in range(0, 10000, 100):
 PY
 }
 
-scenario() { # LABEL SCRIPT TOKEN
-  case " ${BENCH_SCENARIOS:-a b c d} " in *" ${1:1:1} "*) ;; *) return 0 ;; esac
+selected() { # LETTER
+  case " ${BENCH_SCENARIOS:-a b c d e f} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+}
+
+scenario() { # LABEL SCRIPT TOKEN [SCRIPT ARGUMENT]
+  selected "${1:1:1}" || return 0
   local line
   line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/wrk/$2" \
-    "http://127.0.0.1:$PORT" -- "$3" | grep '^RESULT ' | sed 's/^RESULT //')
+    "http://127.0.0.1:$PORT" -- "$3" ${4:-} | grep '^RESULT ' | sed 's/^RESULT //')
   printf '%-28s %s\n' "$1" "$line"
 }
 
@@ -91,6 +99,11 @@ suite() { # LABEL DATABASE_URL POOL
   scenario "(b) sales-target upsert" sales_upsert.lua "$token"
   scenario "(c) GET inventory by id" get_by_id.lua "$token"
   scenario "(d) inventory batch x100" inventory_batch.lua "$token"
+  if selected e || selected f; then
+    seed "$token" 1000000000
+    scenario "(e) reserve+release, 10k SKUs" reserve_release.lua "$token" 10000
+    scenario "(f) reserve+release, 10 hot" reserve_release.lua "$token" 10
+  fi
   echo "peak RSS: $(peak_rss_mib) MiB"
   stop_server
   start_server "$2" "$3"

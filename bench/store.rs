@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use sellerdesk::domain::{Asin, InventoryInput, Marketplace, SellerId, SellerSku, Units};
+use sellerdesk::domain::{Actor, Asin, InventoryInput, Marketplace, SellerId, SellerSku, Units};
 use sellerdesk::store::{self, Store, StoreOptions};
 
 const KEYS: u32 = 10_000;
@@ -52,14 +52,17 @@ async fn run(label: &str, url: &str) {
     .expect("the benchmark database opens");
     for start in (0..KEYS).step_by(100) {
         let batch: Vec<_> = (start..start + 100).map(|n| item(n, n)).collect();
-        store.upsert_inventories(batch).await.expect("seed");
+        store
+            .upsert_inventories(batch, &Actor::system())
+            .await
+            .expect("seed");
     }
 
     let mut rng = Lcg(42);
     let started = Instant::now();
     for round in 0..SINGLE_ROUNDS {
         store
-            .upsert_inventory(&item(rng.next(KEYS), round))
+            .upsert_inventory(&item(rng.next(KEYS), round), &Actor::system())
             .await
             .expect("upsert");
     }
@@ -76,7 +79,7 @@ async fn run(label: &str, url: &str) {
                 let mut rng = Lcg(u64::from(t));
                 for round in 0..SINGLE_ROUNDS / CONCURRENCY {
                     store
-                        .upsert_inventory(&item(rng.next(KEYS), round))
+                        .upsert_inventory(&item(rng.next(KEYS), round), &Actor::system())
                         .await
                         .expect("upsert");
                 }
@@ -92,7 +95,10 @@ async fn run(label: &str, url: &str) {
     for round in 0..BATCHES {
         let first = rng.next(KEYS - 100);
         let batch: Vec<_> = (first..first + 100).map(|n| item(n, round)).collect();
-        store.upsert_inventories(batch).await.expect("batch");
+        store
+            .upsert_inventories(batch, &Actor::system())
+            .await
+            .expect("batch");
     }
     let batched = per_second(BATCHES * 100, started.elapsed());
 

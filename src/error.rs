@@ -1,5 +1,6 @@
 //! The response bodies (the success envelope `{"code": 200, "message": "Success", "data"}` and
-//! the error envelope `{"code", "message", "detail"?, "request_id"}`) and `ApiError`, the one
+//! the error envelope `{"code", "error_code", "message", "detail"?, "request_id"}`) and
+//! `ApiError`, the one
 //! error type every enveloped handler returns. Its `From<StoreError>` and `From<AuthError>` are
 //! where store and auth failures become enveloped HTTP errors (the token endpoints, which answer
 //! in OAuth2 terms, map `AuthError` themselves).
@@ -17,6 +18,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::auth::AuthError;
+use crate::domain::StockError;
 use crate::store::StoreError;
 
 /// The success envelope: `{"code": 200, "message": "Success", "data": ...}`.
@@ -37,17 +39,31 @@ impl<T> Envelope<T> {
             data,
         }
     }
+
+    /// The envelope of a 201: a resource with its own id was created.
+    pub fn created(data: T) -> Self {
+        Self {
+            code: 201,
+            message: "Success",
+            data,
+        }
+    }
 }
 
-/// The error envelope: `{"code", "message", "detail"?, "request_id"}`.
+/// The error envelope: `{"code", "error_code", "message", "detail"?, "request_id"}`.
+/// `error_code` is a stable machine-readable name (`docs/api.md` lists them); `detail` is
+/// structured: the field problems of a 422, or what a stock rule found (`docs/stock.md`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
     #[schema(example = 422)]
     pub code: u16,
+    #[schema(example = "VALIDATION_FAILED")]
+    pub error_code: &'static str,
     #[schema(example = "validation failed")]
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<Vec<FieldError>>,
+    #[schema(value_type = Option<Object>)]
+    pub detail: Option<serde_json::Value>,
     #[schema(example = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6")]
     pub request_id: String,
 }
@@ -103,6 +119,9 @@ pub enum ApiError {
     /// Over the rate limit; the client may retry after this many seconds.
     #[error("too many requests")]
     RateLimited { retry_after: u64 },
+    /// A stock rule refused the operation (see `StockError`).
+    #[error(transparent)]
+    Stock(#[from] StockError),
     #[error("database unavailable")]
     Unavailable,
     #[error(transparent)]
@@ -121,6 +140,17 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Stock(e) => match e {
+                StockError::InvalidQuantity => StatusCode::UNPROCESSABLE_ENTITY,
+                StockError::SkuNotFound(_) | StockError::ReservationNotFound => {
+                    StatusCode::NOT_FOUND
+                }
+                StockError::Insufficient(_)
+                | StockError::InsufficientItems(_)
+                | StockError::ActiveReservations
+                | StockError::ReservationExpired
+                | StockError::ReservationNotActive => StatusCode::CONFLICT,
+            },
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -138,6 +168,7 @@ impl From<StoreError> for ApiError {
             StoreError::NotFound => Self::NotFound("no such resource"),
             StoreError::Conflict => Self::Conflict("already exists"),
             StoreError::Unavailable => Self::Unavailable,
+            StoreError::Stock(e) => Self::Stock(e),
             StoreError::Db(e) => Self::Internal(e.into()),
         }
     }
@@ -165,34 +196,57 @@ impl From<AuthError> for ApiError {
 /// which knows the request id and writes the body.
 #[derive(Debug, Clone)]
 pub struct ErrorReport {
+    pub error_code: &'static str,
     pub message: Cow<'static, str>,
-    pub detail: Option<Vec<FieldError>>,
+    pub detail: Option<serde_json::Value>,
 }
 
 impl ErrorReport {
-    /// The message for an error response that no `ApiError` described (axum's own 405, a
-    /// timeout, a body-limit rejection).
-    pub fn for_status(status: StatusCode) -> Self {
-        let message = match status {
-            StatusCode::NOT_FOUND => "no such resource",
-            StatusCode::METHOD_NOT_ALLOWED => "method not allowed",
-            StatusCode::PAYLOAD_TOO_LARGE => "request body too large",
-            StatusCode::UNSUPPORTED_MEDIA_TYPE => "body must be application/json",
-            StatusCode::REQUEST_TIMEOUT => "request timed out",
-            StatusCode::SERVICE_UNAVAILABLE => "service unavailable",
-            s if s.is_server_error() => "internal server error",
-            s => s.canonical_reason().unwrap_or("request failed"),
-        };
+    fn new(error_code: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
         Self {
-            message: Cow::Borrowed(message),
+            error_code,
+            message: message.into(),
             detail: None,
         }
+    }
+
+    fn with_detail(mut self, detail: impl Serialize) -> Self {
+        self.detail = serde_json::to_value(detail).ok();
+        self
+    }
+
+    /// The code and message of an error response that no `ApiError` described (axum's own 405,
+    /// a timeout, a body-limit rejection).
+    pub fn for_status(status: StatusCode) -> Self {
+        let (code, message) = match status {
+            StatusCode::BAD_REQUEST => ("BAD_REQUEST", "malformed request"),
+            StatusCode::UNAUTHORIZED => ("UNAUTHORIZED", "authentication required"),
+            StatusCode::FORBIDDEN => ("FORBIDDEN", "forbidden"),
+            StatusCode::NOT_FOUND => ("NOT_FOUND", "no such resource"),
+            StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed"),
+            StatusCode::REQUEST_TIMEOUT => ("REQUEST_TIMEOUT", "request timed out"),
+            StatusCode::CONFLICT => ("CONFLICT", "conflict"),
+            StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "request body too large"),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("UNSUPPORTED_MEDIA_TYPE", "body must be application/json")
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => ("VALIDATION_FAILED", "validation failed"),
+            StatusCode::TOO_MANY_REQUESTS => ("RATE_LIMITED", "too many requests"),
+            StatusCode::SERVICE_UNAVAILABLE => ("SERVICE_UNAVAILABLE", "service unavailable"),
+            s if s.is_server_error() => ("INTERNAL_ERROR", "internal server error"),
+            s => (
+                "REQUEST_FAILED",
+                s.canonical_reason().unwrap_or("request failed"),
+            ),
+        };
+        Self::new(code, message)
     }
 
     /// Renders the envelope for `status`.
     pub fn into_body(self, status: StatusCode, request_id: &str) -> ErrorBody {
         ErrorBody {
             code: status.as_u16(),
+            error_code: self.error_code,
             message: self.message.into_owned(),
             detail: self.detail,
             request_id: request_id.to_owned(),
@@ -200,59 +254,80 @@ impl ErrorReport {
     }
 }
 
+/// The `error_code`, message and detail of a refused stock operation.
+fn stock_report(e: StockError) -> ErrorReport {
+    match e {
+        StockError::Insufficient(shortfall) => {
+            ErrorReport::new("INSUFFICIENT_INVENTORY", "not enough available inventory")
+                .with_detail(shortfall)
+        }
+        StockError::InsufficientItems(items) => {
+            ErrorReport::new("INSUFFICIENT_INVENTORY", "not enough available inventory")
+                .with_detail(items)
+        }
+        StockError::InvalidQuantity => ErrorReport::new(
+            "INVALID_QUANTITY",
+            "the quantity would take the inventory past 2147483647",
+        )
+        .with_detail([FieldError::new(
+            "quantity",
+            "would take the inventory past 2147483647",
+        )]),
+        StockError::ActiveReservations => ErrorReport::new(
+            "ACTIVE_RESERVATIONS",
+            "the row has active reservations; release or commit them first",
+        ),
+        StockError::SkuNotFound(missing) => {
+            ErrorReport::new("SKU_NOT_FOUND", "no inventory row for some SKUs").with_detail(missing)
+        }
+        StockError::ReservationNotFound => {
+            ErrorReport::new("RESERVATION_NOT_FOUND", "no such reservation")
+        }
+        StockError::ReservationExpired => {
+            ErrorReport::new("RESERVATION_EXPIRED", "the reservation has expired")
+        }
+        StockError::ReservationNotActive => ErrorReport::new(
+            "RESERVATION_NOT_ACTIVE",
+            "the reservation was already released or committed",
+        ),
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
+        let mut response = status.into_response();
         let report = match self {
-            Self::Validation(detail) => ErrorReport {
-                message: "validation failed".into(),
-                detail: Some(detail),
-            },
-            Self::BadRequest(m) | Self::NotFound(m) | Self::Conflict(m) => ErrorReport {
-                message: m.into(),
-                detail: None,
-            },
-            Self::Forbidden(m) => ErrorReport {
-                message: m,
-                detail: None,
-            },
+            Self::Validation(detail) => {
+                ErrorReport::new("VALIDATION_FAILED", "validation failed").with_detail(detail)
+            }
+            Self::BadRequest(m) => ErrorReport::new("BAD_REQUEST", m),
+            Self::NotFound(m) => ErrorReport::new("NOT_FOUND", m),
+            Self::Conflict(m) => ErrorReport::new("CONFLICT", m),
+            Self::Forbidden(m) => ErrorReport::new("FORBIDDEN", m),
             Self::Unauthorized { token_sent } => {
-                let challenge = if token_sent {
-                    r#"Bearer error="invalid_token", error_description="the access token is invalid or expired""#
+                let (challenge, message) = if token_sent {
+                    (
+                        r#"Bearer error="invalid_token", error_description="the access token is invalid or expired""#,
+                        "invalid or expired access token",
+                    )
                 } else {
-                    "Bearer"
+                    ("Bearer", "authentication required")
                 };
-                let mut response = status.into_response();
                 response.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
                     HeaderValue::from_static(challenge),
                 );
-                let message = if token_sent {
-                    "invalid or expired access token"
-                } else {
-                    "authentication required"
-                };
-                response.extensions_mut().insert(ErrorReport {
-                    message: message.into(),
-                    detail: None,
-                });
-                return response;
+                ErrorReport::new("UNAUTHORIZED", message)
             }
-            Self::Unavailable => ErrorReport {
-                message: "database unavailable".into(),
-                detail: None,
-            },
+            Self::Unavailable => ErrorReport::new("DATABASE_UNAVAILABLE", "database unavailable"),
             Self::RateLimited { retry_after } => {
-                let mut response = status.into_response();
                 response
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(retry_after));
-                response.extensions_mut().insert(ErrorReport {
-                    message: "too many requests".into(),
-                    detail: None,
-                });
-                return response;
+                ErrorReport::new("RATE_LIMITED", "too many requests")
             }
+            Self::Stock(e) => stock_report(e),
             Self::Internal(e) => {
                 // The full chain goes to the log, inside the request's span; never to the client.
                 tracing::error!(error = format!("{e:#}"), "internal error");
@@ -260,7 +335,6 @@ impl IntoResponse for ApiError {
             }
             Self::PayloadTooLarge | Self::UnsupportedMediaType => ErrorReport::for_status(status),
         };
-        let mut response = status.into_response();
         response.extensions_mut().insert(report);
         response
     }

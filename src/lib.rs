@@ -4,6 +4,7 @@
 //! configuration, opens the store and serves what this returns. Tests drive the same router.
 
 pub mod auth;
+pub mod background;
 pub mod config;
 pub mod domain;
 pub mod error;

@@ -16,6 +16,7 @@ mod cli;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use sellerdesk::auth::{bootstrap_admin, BootstrapAdmin};
+use sellerdesk::background::Background;
 use sellerdesk::config::{AppEnv, Config, LogFormat};
 use sellerdesk::store::{self, StoreOptions};
 use sellerdesk::{build_app, server, AppState};
@@ -152,7 +153,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(e) => return Err(anyhow::Error::new(e).context("cannot create the first admin user")),
     }
     let config = state.config.clone();
+    let background = Background::start(store.clone());
     server::serve(build_app(state), config).await?;
+    background.stop();
     // In-flight requests have finished; close the pool so the database sees clean exits.
     store.close().await;
     tracing::info!("stopped");

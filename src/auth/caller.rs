@@ -7,8 +7,9 @@ use std::sync::Arc;
 use axum::extract::FromRequestParts;
 use axum::http::{header, request::Parts};
 
-use crate::domain::{Role, Scope, SellerId, User, Username};
+use crate::domain::{Actor, Role, Scope, SellerId, User, Username};
 use crate::error::ApiError;
+use crate::middleware::RequestId;
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +18,8 @@ pub struct AuthUser {
     pub username: Username,
     pub role: Role,
     pub seller_ids: Vec<SellerId>,
+    /// The id of the request the caller is making (`X-Request-ID`), for the ledger.
+    pub request_id: Option<String>,
 }
 
 /// The request extension in which the authentication layer leaves the caller. Crate-private,
@@ -25,6 +28,18 @@ pub struct AuthUser {
 pub(crate) struct Authenticated(pub(crate) Arc<AuthUser>);
 
 impl AuthUser {
+    /// Who is making a change, as the ledger records it.
+    pub fn actor(&self) -> Actor {
+        Actor {
+            user_id: Some(self.id),
+            request_id: self.request_id.clone(),
+        }
+    }
+
+    pub fn is_admin(&self) -> bool {
+        self.role == Role::Admin
+    }
+
     /// The sellers whose rows this caller may see and change.
     pub fn scope(&self) -> Scope {
         match self.role {
@@ -101,6 +116,7 @@ impl From<User> for AuthUser {
             username: user.username,
             role: user.role,
             seller_ids: user.seller_ids,
+            request_id: None,
         }
     }
 }
@@ -112,7 +128,13 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
     /// router by mistake: refuse rather than serve it anonymously.
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         match parts.extensions.get::<Authenticated>() {
-            Some(Authenticated(user)) => Ok(AuthUser::clone(user)),
+            Some(Authenticated(user)) => Ok(AuthUser {
+                request_id: parts
+                    .extensions
+                    .get::<RequestId>()
+                    .map(|id| id.as_str().to_owned()),
+                ..AuthUser::clone(user)
+            }),
             None => {
                 tracing::error!(
                     "a handler that takes AuthUser is not behind the authentication layer"

@@ -35,7 +35,7 @@ impl From<StoreError> for AuthError {
             StoreError::Db(e) => Self::Internal(e.into()),
             // The flows ask the store nothing that may legitimately be missing or taken (they
             // handle those answers before converting), so either is a bug worth a 500.
-            other @ (StoreError::NotFound | StoreError::Conflict) => {
+            other @ (StoreError::NotFound | StoreError::Conflict | StoreError::Stock(_)) => {
                 Self::Internal(anyhow::anyhow!("unexpected store answer: {other}"))
             }
         }

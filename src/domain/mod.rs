@@ -1,20 +1,38 @@
-//! Plain validated values shared by every endpoint (SPEC §2), and the records built from them.
+//! Plain validated values shared by every endpoint (the field rules of `docs/api.md`), and the
+//! records built from them.
 //!
 //! A value of one of these types has passed its rule; nothing downstream re-checks it. Parsing
 //! returns the human sentence that goes into a 422 `detail` entry. Wire concerns (JSON types,
 //! missing fields) live in `crate::extract`; storage concerns in `crate::store`.
 
 mod inventory;
+mod ledger;
 mod money;
 mod period;
+mod reservation;
 mod sales;
+pub mod stock;
 mod timestamp;
 mod user;
 
-pub use inventory::{Inventory, InventoryFilter, InventoryInput, InventoryKey};
+pub use inventory::{
+    Inventory, InventoryFilter, InventoryInput, InventoryKey, InventoryLookup, InventoryView,
+    LowStockFilter, UpsertPlan, UpsertWrite, MAX_LOOKUP,
+};
+pub use ledger::{Actor, EntryNotes, LedgerEntry, LedgerFilter, LedgerType, NewEntry};
 pub use money::Money;
 pub use period::Period;
+pub use reservation::{
+    NewReservation, NewReservationItem, Released, Reservation, ReservationFilter, ReservationItem,
+    ReservationStatus, ReservationType, DEFAULT_EXPIRES_MINUTES, MAX_EXPIRES_MINUTES,
+    MAX_RESERVATION_ITEMS,
+};
 pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput, SalesTargetKey};
+pub use stock::{
+    parse_quantity, AdjustError, Adjustment, AdjustmentType, ConsistencyReport, ExternalId,
+    Inconsistency, Issue, MissingSku, Movement, Note, ShortItem, Shortfall, Stock, StockError,
+    StockLevel, Thresholds, MAX_UNITS,
+};
 pub use timestamp::Timestamp;
 pub use user::{NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch, Username};
 
@@ -185,7 +203,7 @@ impl Scope {
     }
 }
 
-/// A 1-based page of a list: `page` ≥ 1 and `size` from 1 to 100 (SPEC §1).
+/// A 1-based page of a list: `page` ≥ 1 and `size` from 1 to 100.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
     pub page: u32,

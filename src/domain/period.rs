@@ -7,7 +7,7 @@ use utoipa::openapi::{RefOr, Schema};
 
 /// A month `2026-11` or an ISO week `2026-W47`, stored as sent.
 ///
-/// The seed's `YYYY-WW` cannot be told apart from a month, so weeks carry a `W` (SPEC §2).
+/// A week written `YYYY-WW` could not be told apart from a month, so weeks carry a `W`.
 /// `W53` is valid only in ISO years that have 53 weeks (2020 does, 2021 does not).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]

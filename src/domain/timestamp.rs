@@ -33,6 +33,16 @@ impl Timestamp {
         Self(self.0 + chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::MAX))
     }
 
+    pub const RULE: &'static str =
+        "must be an RFC 3339 time with a zone, such as 2026-11-21T10:30:00Z";
+
+    /// A time a client sent (a query's `since`), in any zone, kept to the microsecond.
+    pub fn parse_rfc3339(value: &str) -> Result<Self, &'static str> {
+        DateTime::parse_from_rfc3339(value)
+            .map(|t| Self(t.with_timezone(&Utc).trunc_subsecs(6)))
+            .map_err(|_| Self::RULE)
+    }
+
     /// Seconds since the Unix epoch (JWT `iat`/`exp`).
     pub fn unix(self) -> i64 {
         self.0.timestamp()

@@ -1,4 +1,5 @@
-//! Users and roles (SPEC §4): what is stored about a user, and the changes an admin can make.
+//! Users and roles (`docs/auth.md`): what is stored about a user, and the changes an admin can
+//! make.
 
 use serde::Serialize;
 use utoipa::ToSchema;

@@ -24,31 +24,62 @@ impl<S: Send + Sync, T: FromJsonObject> FromRequest<S> for ValidJson<T> {
         if !is_json(req.headers().get(header::CONTENT_TYPE)) {
             return Err(ApiError::UnsupportedMediaType);
         }
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::BadRequest("could not read the request body")
-            }
-        })?;
-        let mut errors = Vec::new();
-        let value = match serde_json::from_slice::<&RawValue>(&body) {
-            Ok(raw) => read_object::<T>(raw, None, "body", &mut errors),
-            Err(e) => {
-                let message = format!(
-                    "is not valid JSON: {} at line {} column {}",
-                    describe(&e),
-                    e.line(),
-                    e.column()
-                );
-                errors.push(FieldError::new("body", message));
-                None
-            }
-        };
-        match value {
-            Some(value) if errors.is_empty() => Ok(Self(value)),
-            _ => Err(ApiError::Validation(errors)),
+        let body = body_of(req, state).await?;
+        parse(&body).map(Self)
+    }
+}
+
+/// A JSON body that may be left out: `None` for an empty body (whatever its content type),
+/// else the body read as `ValidJson` reads it.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<S: Send + Sync, T: FromJsonObject> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let json = is_json(req.headers().get(header::CONTENT_TYPE));
+        let body = body_of(req, state).await?;
+        if body.is_empty() {
+            return Ok(Self(None));
         }
+        if !json {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        parse(&body).map(|value| Self(Some(value)))
+    }
+}
+
+/// The bytes of the body, within the route's limit (413 beyond it).
+async fn body_of<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::PayloadTooLarge
+        } else {
+            ApiError::BadRequest("could not read the request body")
+        }
+    })
+}
+
+/// `body` as a `T`, or every problem with it (malformed JSON, invalid fields) as a 422.
+fn parse<T: FromJsonObject>(body: &[u8]) -> Result<T, ApiError> {
+    let mut errors = Vec::new();
+    let value = match serde_json::from_slice::<&RawValue>(body) {
+        Ok(raw) => read_object::<T>(raw, None, "body", &mut errors),
+        Err(e) => {
+            let message = format!(
+                "is not valid JSON: {} at line {} column {}",
+                describe(&e),
+                e.line(),
+                e.column()
+            );
+            errors.push(FieldError::new("body", message));
+            None
+        }
+    };
+    match value {
+        Some(value) if errors.is_empty() => Ok(value),
+        _ => Err(ApiError::Validation(errors)),
     }
 }
 

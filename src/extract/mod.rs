@@ -18,7 +18,7 @@ mod path;
 mod query;
 
 pub use batch::{reject_repeated_keys, Batch, MAX_BATCH_ITEMS};
-pub use json::ValidJson;
-pub use object::{FromJsonObject, ObjectReader};
+pub use json::{OptionalJson, ValidJson};
+pub use object::{read_object, FromJsonObject, ObjectReader};
 pub use path::IdPath;
 pub use query::QueryReader;

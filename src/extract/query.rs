@@ -54,6 +54,11 @@ impl QueryReader {
             .ok()
     }
 
+    /// Records a problem found across parameters (e.g. a range whose ends are out of order).
+    pub fn fail(&mut self, problem: FieldError) {
+        self.errors.push(problem);
+    }
+
     /// `page` (≥ 1, default 1) and `size` (1–100, default 20).
     pub fn page(&mut self) -> PageRequest {
         let mut page = PageRequest::default();

@@ -68,7 +68,7 @@ pub async fn upsert_inventory(
     ValidJson(item): ValidJson<InventoryInput>,
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
     caller.may_write(&item.seller_id)?;
-    let saved = app.store.upsert_inventory(&item).await?;
+    let saved = app.store.upsert_inventory(&item, &caller.actor()).await?;
     Ok(Json(Envelope::success(saved)))
 }
 
@@ -138,7 +138,10 @@ pub async fn delete_inventory(
     caller: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
-    let deleted = app.store.delete_inventory(id, &caller.scope()).await?;
+    let deleted = app
+        .store
+        .delete_inventory(id, &caller.scope(), &caller.actor())
+        .await?;
     Ok(Json(Envelope::success(deleted)))
 }
 
@@ -164,6 +167,9 @@ pub async fn upsert_inventory_batch(
         "seller_id, market_place_id, seller_sku",
     )?;
     caller.may_write_all(batch.items.iter().map(|item| &item.seller_id))?;
-    let saved = app.store.upsert_inventories(batch.items).await?;
+    let saved = app
+        .store
+        .upsert_inventories(batch.items, &caller.actor())
+        .await?;
     Ok(Json(Envelope::success(Batch { items: saved })))
 }

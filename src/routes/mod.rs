@@ -19,9 +19,12 @@
 pub mod auth;
 pub mod health;
 pub mod inventory;
+pub mod ledger;
 pub mod openapi;
 pub mod paging;
+pub mod reservations;
 pub mod sales;
+pub mod stock;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -52,6 +55,9 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
         .merge(auth::protected_router())
         .merge(sales::router())
         .merge(inventory::router())
+        .merge(stock::router())
+        .merge(ledger::router())
+        .merge(reservations::router())
         .merge(users::router())
         // `route_layer`: only matched routes authenticate; a path that matches nothing falls
         // through to the 404 fallback, and a wrong method to 405, without a token.

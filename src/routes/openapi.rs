@@ -27,13 +27,16 @@ const EXAMPLE_REQUEST_ID: &str = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6";
         title = "sellerdesk",
         description = "Sales targets and inventory levels for marketplace sellers.\n\n\
             Every response is JSON. Success: `{\"code\": 200, \"message\": \"Success\", \"data\": ...}`. \
-            Failure: `{\"code\": <status>, \"message\": \"...\", \"detail\": [...], \"request_id\": \"...\"}`, \
-            where `detail` lists every invalid field at once.",
+            Failure: `{\"code\": <status>, \"error_code\": \"VALIDATION_FAILED\", \"message\": \"...\", \"detail\": [...], \"request_id\": \"...\"}`, \
+            where `error_code` is a stable machine-readable name and `detail`, when present, is structured \
+            (for a 422, every invalid field at once).",
     ),
     tags(
         (name = "auth", description = "OAuth2 password flow: log in, refresh, revoke"),
         (name = "sales targets", description = "Monthly and weekly sales targets per parent ASIN"),
         (name = "inventory", description = "Stock levels per seller SKU"),
+        (name = "stock", description = "Stock management: adjustments, thresholds, low stock, lookups, the ledger and the consistency check"),
+        (name = "reservations", description = "Units held for a cart or an order until released, committed or expired"),
         (name = "users", description = "User management (admin only)"),
         (name = "operations", description = "Health"),
     ),
@@ -62,8 +65,9 @@ impl utoipa::Modify for OAuth2PasswordFlow {
 }
 
 /// An error envelope, as an example body.
-fn error_example(status: u16, message: &str) -> serde_json::Value {
-    json!({"code": status, "message": message, "request_id": EXAMPLE_REQUEST_ID})
+fn error_example(status: u16, error_code: &str, message: &str) -> serde_json::Value {
+    json!({"code": status, "error_code": error_code, "message": message,
+        "request_id": EXAMPLE_REQUEST_ID})
 }
 
 /// An error response whose body is the envelope, with its own example.
@@ -106,7 +110,7 @@ pub fn require_token(doc: &mut utoipa::openapi::OpenApi) {
             responses.entry("401".into()).or_insert_with(|| {
                 error_response(
                     "missing, invalid or expired access token (`WWW-Authenticate: Bearer`)",
-                    error_example(401, "authentication required"),
+                    error_example(401, "UNAUTHORIZED", "authentication required"),
                 )
                 .into()
             });
@@ -114,7 +118,7 @@ pub fn require_token(doc: &mut utoipa::openapi::OpenApi) {
             responses.entry("403".into()).or_insert_with(|| {
                 error_response(
                     "behind a TLS-terminating proxy (`TLS_TERMINATED_UPSTREAM`), the request did not arrive over HTTPS",
-                    error_example(403, "HTTPS required"),
+                    error_example(403, "FORBIDDEN", "HTTPS required"),
                 )
                 .into()
             });
@@ -127,18 +131,18 @@ pub fn require_token(doc: &mut utoipa::openapi::OpenApi) {
 #[allow(dead_code)] // documentation only
 pub enum WriteErrors {
     #[response(status = 413, description = "body larger than 64 KiB",
-        example = json!({"code": 413, "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 413, "error_code": "PAYLOAD_TOO_LARGE", "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     TooLarge(ErrorBody),
     #[response(status = 415, description = "body is not application/json",
-        example = json!({"code": 415, "message": "body must be application/json", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 415, "error_code": "UNSUPPORTED_MEDIA_TYPE", "message": "body must be application/json", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     NotJson(ErrorBody),
     #[response(status = 422, description = "malformed JSON, or invalid, missing or unknown fields (all listed in `detail`)",
-        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+        example = json!({"code": 422, "error_code": "VALIDATION_FAILED", "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
             "detail": [{"field": "seller_id", "message": "must be 8 to 20 letters or digits"},
                        {"field": "period", "message": "is required"}]}))]
     Invalid(ErrorBody),
     #[response(status = 503, description = "database unavailable",
-        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 503, "error_code": "DATABASE_UNAVAILABLE", "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     Unavailable(ErrorBody),
 }
 
@@ -147,21 +151,21 @@ pub enum WriteErrors {
 #[allow(dead_code)] // documentation only
 pub enum BatchErrors {
     #[response(status = 403, description = "a seller caller sent an item of another seller (the message names the item)",
-        example = json!({"code": 403, "message": "item 3: you may not write data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 403, "error_code": "FORBIDDEN", "message": "item 3: you may not write data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     Foreign(ErrorBody),
     #[response(status = 413, description = "body larger than 4 MiB",
-        example = json!({"code": 413, "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 413, "error_code": "PAYLOAD_TOO_LARGE", "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     TooLarge(ErrorBody),
     #[response(status = 415, description = "body is not application/json",
-        example = json!({"code": 415, "message": "body must be application/json", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 415, "error_code": "UNSUPPORTED_MEDIA_TYPE", "message": "body must be application/json", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     NotJson(ErrorBody),
     #[response(status = 422, description = "not 1 to 1000 items, an invalid item (each problem with its `index`), or one key twice",
-        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+        example = json!({"code": 422, "error_code": "VALIDATION_FAILED", "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
             "detail": [{"index": 3, "field": "seller_sku", "message": "must be 10 to 30 letters or digits"},
                        {"index": 7, "field": "items", "message": "repeats the (seller_id, market_place_id, seller_sku) of item 2"}]}))]
     Invalid(ErrorBody),
     #[response(status = 503, description = "database unavailable",
-        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 503, "error_code": "DATABASE_UNAVAILABLE", "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     Unavailable(ErrorBody),
 }
 
@@ -170,14 +174,14 @@ pub enum BatchErrors {
 #[allow(dead_code)] // documentation only
 pub enum ReadErrors {
     #[response(status = 404, description = "no row with this id",
-        example = json!({"code": 404, "message": "no such resource", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 404, "error_code": "NOT_FOUND", "message": "no such resource", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     NotFound(ErrorBody),
     #[response(status = 422, description = "the id is not a positive integer",
-        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+        example = json!({"code": 422, "error_code": "VALIDATION_FAILED", "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
             "detail": [{"field": "id", "message": "must be a positive integer"}]}))]
     Invalid(ErrorBody),
     #[response(status = 503, description = "database unavailable",
-        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 503, "error_code": "DATABASE_UNAVAILABLE", "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     Unavailable(ErrorBody),
 }
 
@@ -186,12 +190,12 @@ pub enum ReadErrors {
 #[allow(dead_code)] // documentation only
 pub enum ListErrors {
     #[response(status = 422, description = "an invalid filter, page or size, or an unknown parameter",
-        example = json!({"code": 422, "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
+        example = json!({"code": 422, "error_code": "VALIDATION_FAILED", "message": "validation failed", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6",
             "detail": [{"field": "size", "message": "must be an integer from 1 to 100"},
                        {"field": "color", "message": "is not a known parameter"}]}))]
     Invalid(ErrorBody),
     #[response(status = 503, description = "database unavailable",
-        example = json!({"code": 503, "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 503, "error_code": "DATABASE_UNAVAILABLE", "message": "database unavailable", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     Unavailable(ErrorBody),
 }
 
@@ -200,7 +204,7 @@ pub enum ListErrors {
 #[allow(dead_code)] // documentation only
 pub enum WriteForbidden {
     #[response(status = 403, description = "a seller caller wrote a row of another seller",
-        example = json!({"code": 403, "message": "you may not write data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 403, "error_code": "FORBIDDEN", "message": "you may not write data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     ForeignSeller(ErrorBody),
 }
 
@@ -209,7 +213,7 @@ pub enum WriteForbidden {
 #[allow(dead_code)] // documentation only
 pub enum FilterForbidden {
     #[response(status = 403, description = "a seller caller filtered by another seller's `seller_id`",
-        example = json!({"code": 403, "message": "you may not read data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 403, "error_code": "FORBIDDEN", "message": "you may not read data of this seller_id", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     ForeignSeller(ErrorBody),
 }
 
@@ -218,6 +222,6 @@ pub enum FilterForbidden {
 #[allow(dead_code)] // documentation only
 pub enum AdminOnly {
     #[response(status = 403, description = "the caller is not an admin",
-        example = json!({"code": 403, "message": "this needs the admin role", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+        example = json!({"code": 403, "error_code": "FORBIDDEN", "message": "this needs the admin role", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     NotAdmin(ErrorBody),
 }

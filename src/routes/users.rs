@@ -112,7 +112,7 @@ impl FromJsonObject for UpdateUserRequest {
     responses(
         (status = 200, description = "the new user", body = Envelope<User>),
         (status = 409, description = "the username is taken", body = crate::error::ErrorBody,
-            example = json!({"code": 409, "message": "username already taken", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"})),
+            example = json!({"code": 409, "error_code": "CONFLICT", "message": "username already taken", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"})),
         crate::routes::AdminOnly,
         crate::routes::WriteErrors,
     ))]

@@ -6,6 +6,7 @@
 //! `mysql/error.rs` decode their databases' errors, this file only asks them.
 
 use super::{mysql, sqlite};
+use crate::domain::StockError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -17,6 +18,9 @@ pub enum StoreError {
     /// The database cannot serve requests right now (down, locked, out of connections).
     #[error("database unavailable")]
     Unavailable,
+    /// A stock rule refused the operation; nothing was written.
+    #[error(transparent)]
+    Stock(#[from] StockError),
     #[error(transparent)]
     Db(sqlx::Error),
 }
@@ -29,6 +33,7 @@ impl StoreError {
             Self::NotFound => Self::NotFound,
             Self::Conflict => Self::Conflict,
             Self::Unavailable => Self::Unavailable,
+            Self::Stock(e) => Self::Stock(e.clone()),
             Self::Db(inner) => Self::Db(sqlx::Error::Protocol(inner.to_string())),
         }
     }

@@ -5,15 +5,19 @@
 //!    which picks the backend by the scheme of `DATABASE_URL`;
 //! 2. `error.rs`: `StoreError`, what every operation can fail with;
 //! 3. `rows.rs`: the row structs statements read into, and their conversion to domain records;
-//! 4. `sql/`: SQL that is the same text on both databases (users, refresh tokens, lists,
-//!    deletes), written once as functions generic over the backend;
-//! 5. `sqlite/` and `mysql/`: each backend's own SQL (its upserts, as literal text) and how it
-//!    runs statements: SQLite through one write queue (`sqlite/writer.rs`), MySQL through a
+//! 4. `engine.rs`: what a backend provides (how it runs an operation that writes and one that
+//!    reads, plus its own upserts and reads by id), and the `Store` built on that once;
+//! 5. `sql/`: SQL that is the same text on both databases (users, refresh tokens, reads,
+//!    stock operations with their ledger entries), written once as functions generic over the
+//!    backend;
+//! 6. `sqlite/` and `mysql/`: each backend's `Engine` and its own SQL (its upserts, as literal
+//!    text): SQLite runs writes through one write queue (`sqlite/writer.rs`), MySQL through a
 //!    pool with a transaction per operation.
 //!
 //! Every statement is parameterised. SQL text is assembled only from constant column and table
 //! names, never from input.
 
+mod engine;
 mod error;
 mod mysql;
 mod rows;
@@ -24,8 +28,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Inventory, InventoryFilter, InventoryInput, NewRefreshToken, NewUser, PageRequest, Rotation,
-    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, Timestamp, User, UserPatch,
+    Actor, Adjustment, ConsistencyReport, ExternalId, Inventory, InventoryFilter, InventoryInput,
+    InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter, NewRefreshToken, NewReservation,
+    NewUser, PageRequest, Released, Reservation, ReservationFilter, Rotation, SalesTarget,
+    SalesTargetFilter, SalesTargetInput, Scope, SellerId, Thresholds, Timestamp, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -82,15 +88,21 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the target with this id if its seller is in `scope`, returning it; else `NotFound`.
     async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError>;
 
-    /// Creates the stock row for (seller, marketplace, SKU), or updates the one that exists.
-    /// Safe under any number of concurrent writes of one key.
-    async fn upsert_inventory(&self, item: &InventoryInput) -> Result<Inventory, StoreError>;
+    /// Creates the stock row for (seller, marketplace, SKU), or updates the one that exists,
+    /// with a ledger entry when the units on hand change (see `InventoryInput::plan`). Safe
+    /// under any number of concurrent writes of one key.
+    async fn upsert_inventory(
+        &self,
+        item: &InventoryInput,
+        actor: &Actor,
+    ) -> Result<Inventory, StoreError>;
 
     /// Upserts every item in one transaction: all are written, or none. Returns the stored rows
     /// in input order. Keys must be distinct.
     async fn upsert_inventories(
         &self,
         items: Vec<InventoryInput>,
+        actor: &Actor,
     ) -> Result<Vec<Inventory>, StoreError>;
 
     /// The inventory row with this id, or `NotFound`.
@@ -105,7 +117,112 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Listed<Inventory>, StoreError>;
 
     /// Deletes the row with this id if its seller is in `scope`, returning it; else `NotFound`.
-    async fn delete_inventory(&self, id: i64, scope: &Scope) -> Result<Inventory, StoreError>;
+    /// A row that active reservations hold units of is not deleted (`ActiveReservations`). Its
+    /// ledger gets a last entry and stays.
+    async fn delete_inventory(
+        &self,
+        id: i64,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<Inventory, StoreError>;
+
+    /// Adjusts the units on hand of the row with this id (within `scope`, else `NotFound`),
+    /// returning the row and its ledger entry.
+    async fn adjust_inventory(
+        &self,
+        id: i64,
+        scope: &Scope,
+        adjustment: &Adjustment,
+        actor: &Actor,
+    ) -> Result<(Inventory, LedgerEntry), StoreError>;
+
+    /// Sets the warning thresholds of the row with this id (within `scope`, else `NotFound`).
+    async fn set_thresholds(
+        &self,
+        id: i64,
+        scope: &Scope,
+        thresholds: Thresholds,
+    ) -> Result<Inventory, StoreError>;
+
+    /// Rows at a stock level or worse, least available first.
+    async fn list_low_stock(
+        &self,
+        filter: &LowStockFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Inventory>, StoreError>;
+
+    /// The rows `lookup` names, in its order; `None` where no row exists within `scope`.
+    async fn lookup_inventory(
+        &self,
+        lookup: &InventoryLookup,
+        scope: &Scope,
+    ) -> Result<Vec<Option<Inventory>>, StoreError>;
+
+    /// Ledger entries matching `filter` within `scope`, newest first.
+    async fn list_ledger(
+        &self,
+        filter: &LedgerFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<LedgerEntry>, StoreError>;
+
+    /// Whether the ledger has entries of the row with this id (which may be deleted).
+    async fn has_ledger(&self, inventory_id: i64) -> Result<bool, StoreError>;
+
+    /// Checks every row (of one seller, if given) against the rules of the books; reads only.
+    async fn check_consistency(
+        &self,
+        seller: Option<&SellerId>,
+    ) -> Result<ConsistencyReport, StoreError>;
+
+    /// Holds the units of every item, all or none (`SkuNotFound`, `InsufficientItems`).
+    async fn create_reservation(
+        &self,
+        new: &NewReservation,
+        actor: &Actor,
+    ) -> Result<Reservation, StoreError>;
+
+    /// The reservation with this id, or `NotFound`.
+    async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError>;
+
+    /// Reservations matching `filter` within `scope`, ordered by id.
+    async fn list_reservations(
+        &self,
+        filter: &ReservationFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Reservation>, StoreError>;
+
+    /// Releases the active reservation with this id (within `scope`): its units are available
+    /// again.
+    async fn release_reservation(
+        &self,
+        id: i64,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<Reservation, StoreError>;
+
+    /// Releases every active reservation of this seller's reference.
+    async fn release_reference(
+        &self,
+        seller_id: &SellerId,
+        reference_id: &ExternalId,
+        actor: &Actor,
+    ) -> Result<Released, StoreError>;
+
+    /// Commits the active reservation with this id (within `scope`) for an order: its units
+    /// leave the shelf.
+    async fn commit_reservation(
+        &self,
+        id: i64,
+        scope: &Scope,
+        order_id: &ExternalId,
+        actor: &Actor,
+    ) -> Result<Reservation, StoreError>;
+
+    /// Expires up to `limit` reservations whose time has run out, oldest first.
+    async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError>;
 
     /// Creates a user with their seller links, returning it; `Conflict` if the name is taken.
     async fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;

@@ -5,8 +5,9 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    Asin, Inventory, Marketplace, Money, Period, Role, SalesTarget, SellerId, SellerSku, Timestamp,
-    Units, User, Username,
+    Asin, ExternalId, Inventory, LedgerEntry, LedgerType, Marketplace, Money, Note, Period,
+    Reservation, ReservationItem, ReservationStatus, ReservationType, Role, SalesTarget, SellerId,
+    SellerSku, Thresholds, Timestamp, Units, User, Username,
 };
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
@@ -77,7 +78,8 @@ impl From<SalesTargetRow> for SalesTarget {
 
 /// The columns `InventoryRow` reads, in a `SELECT` of table `inventory`.
 pub(super) const INVENTORY_COLUMNS: &str = "id, seller_id, parent_asin, child_asin, seller_sku, \
-     market_place_id, inventory, create_time, update_time";
+     market_place_id, inventory, reserved, warning_threshold, critical_threshold, version, \
+     create_time, update_time";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct InventoryRow {
@@ -88,6 +90,10 @@ pub(super) struct InventoryRow {
     seller_sku: Text,
     market_place_id: Text,
     inventory: i32,
+    reserved: i64,
+    warning_threshold: Option<i32>,
+    critical_threshold: Option<i32>,
+    version: i64,
     create_time: NaiveDateTime,
     update_time: NaiveDateTime,
 }
@@ -102,8 +108,133 @@ impl From<InventoryRow> for Inventory {
             seller_sku: SellerSku::from_stored(r.seller_sku.0),
             market_place_id: Marketplace::from_stored(r.market_place_id.0),
             inventory: Units::from_stored(r.inventory),
+            reserved: r.reserved,
+            // Stored as written through `Thresholds::new`; the database checks their range.
+            thresholds: Thresholds {
+                warning: r.warning_threshold,
+                critical: r.critical_threshold,
+            },
+            version: r.version,
             create_time: Timestamp::from_naive_utc(r.create_time),
             update_time: Timestamp::from_naive_utc(r.update_time),
+        }
+    }
+}
+
+/// The columns `LedgerRow` reads, in a `SELECT` of table `inventory_ledger`.
+pub(super) const LEDGER_COLUMNS: &str = "id, inventory_id, seller_id, market_place_id, \
+     seller_sku, type, quantity_change, reserved_change, inventory_before, inventory_after, \
+     reserved_before, reserved_after, reason, reference, reservation_id, order_id, \
+     operator_id, request_id, create_time";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct LedgerRow {
+    id: i64,
+    inventory_id: i64,
+    seller_id: Text,
+    market_place_id: Text,
+    seller_sku: Text,
+    #[sqlx(rename = "type")]
+    entry_type: Text,
+    quantity_change: i64,
+    reserved_change: i64,
+    inventory_before: i64,
+    inventory_after: i64,
+    reserved_before: i64,
+    reserved_after: i64,
+    reason: Option<Text>,
+    reference: Option<Text>,
+    reservation_id: Option<i64>,
+    order_id: Option<Text>,
+    operator_id: Option<i64>,
+    request_id: Option<Text>,
+    create_time: NaiveDateTime,
+}
+
+impl From<LedgerRow> for LedgerEntry {
+    fn from(r: LedgerRow) -> Self {
+        Self {
+            id: r.id,
+            inventory_id: r.inventory_id,
+            seller_id: SellerId::from_stored(r.seller_id.0),
+            market_place_id: Marketplace::from_stored(r.market_place_id.0),
+            seller_sku: SellerSku::from_stored(r.seller_sku.0),
+            // The column has a CHECK constraint; anything else would be a corrupt row.
+            entry_type: LedgerType::parse(&r.entry_type.0).unwrap_or(LedgerType::Adjust),
+            quantity_change: r.quantity_change,
+            reserved_change: r.reserved_change,
+            inventory_before: r.inventory_before,
+            inventory_after: r.inventory_after,
+            reserved_before: r.reserved_before,
+            reserved_after: r.reserved_after,
+            reason: r.reason.map(|t| Note::from_stored(t.0)),
+            reference: r.reference.map(|t| Note::from_stored(t.0)),
+            reservation_id: r.reservation_id,
+            order_id: r.order_id.map(|t| ExternalId::from_stored(t.0)),
+            operator_id: r.operator_id,
+            request_id: r.request_id.map(|t| t.0),
+            create_time: Timestamp::from_naive_utc(r.create_time),
+        }
+    }
+}
+
+/// The columns `ReservationRow` reads, in a `SELECT` of table `reservations`.
+pub(super) const RESERVATION_COLUMNS: &str = "id, seller_id, market_place_id, \
+     reservation_type, reference_id, status, expires_at, order_id, created_by, create_time, \
+     update_time";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct ReservationRow {
+    pub id: i64,
+    seller_id: Text,
+    market_place_id: Text,
+    reservation_type: Text,
+    reference_id: Text,
+    status: Text,
+    expires_at: NaiveDateTime,
+    order_id: Option<Text>,
+    created_by: Option<i64>,
+    create_time: NaiveDateTime,
+    update_time: NaiveDateTime,
+}
+
+impl ReservationRow {
+    /// The reservation, with its items (read from `reservation_items`).
+    pub fn into_reservation(self, items: Vec<ReservationItem>) -> Reservation {
+        Reservation {
+            id: self.id,
+            seller_id: SellerId::from_stored(self.seller_id.0),
+            market_place_id: Marketplace::from_stored(self.market_place_id.0),
+            // The columns have CHECK constraints; anything else would be a corrupt row.
+            reservation_type: ReservationType::parse(&self.reservation_type.0)
+                .unwrap_or(ReservationType::Cart),
+            reference_id: ExternalId::from_stored(self.reference_id.0),
+            status: ReservationStatus::parse(&self.status.0).unwrap_or(ReservationStatus::Released),
+            items,
+            expires_at: Timestamp::from_naive_utc(self.expires_at),
+            order_id: self.order_id.map(|t| ExternalId::from_stored(t.0)),
+            created_by: self.created_by,
+            create_time: Timestamp::from_naive_utc(self.create_time),
+            update_time: Timestamp::from_naive_utc(self.update_time),
+        }
+    }
+}
+
+/// An item of a reservation, with the reservation it belongs to.
+#[derive(sqlx::FromRow)]
+pub(super) struct ReservationItemRow {
+    pub reservation_id: i64,
+    inventory_id: i64,
+    seller_sku: Text,
+    quantity: i64,
+}
+
+impl From<ReservationItemRow> for ReservationItem {
+    fn from(r: ReservationItemRow) -> Self {
+        Self {
+            inventory_id: r.inventory_id,
+            seller_sku: SellerSku::from_stored(r.seller_sku.0),
+            quantity: r.quantity,
         }
     }
 }

@@ -13,6 +13,7 @@ use axum::Router;
 use http_body_util::BodyExt;
 use rand::Rng;
 use sellerdesk::auth::bootstrap_admin;
+use sellerdesk::background::Background;
 use sellerdesk::config::{Config, Secret};
 use sellerdesk::store::{self, StoreOptions};
 use sellerdesk::{build_app, AppState};
@@ -120,6 +121,8 @@ pub struct TestApp {
     /// request, so `log_lines` can tell this app's lines from every other test's.
     request_id_prefix: String,
     requests_sent: AtomicU64,
+    /// The expiry sweep, as the binary runs it; stopped before the database goes.
+    _background: Background,
     _database: Database,
 }
 
@@ -258,6 +261,7 @@ impl TestApp {
             admin_token,
             request_id_prefix: format!("t{:016x}", rand::thread_rng().gen::<u64>()),
             requests_sent: AtomicU64::new(0),
+            _background: Background::start(store.clone()),
             _database: database,
         }
     }

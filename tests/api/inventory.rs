@@ -36,21 +36,34 @@ async fn the_seed_example_returns_the_seed_response_shape(app: TestApp) {
     assert_eq!(
         keys,
         [
+            "available",
             "child_asin",
             "create_time",
+            "critical_threshold",
             "id",
             "inventory",
             "market_place_id",
             "parent_asin",
+            "reserved",
             "seller_id",
             "seller_sku",
-            "update_time"
+            "stock_level",
+            "update_time",
+            "version",
+            "warning_threshold"
         ]
     );
     assert_eq!(data["seller_sku"], "SKU0000000001");
     assert_eq!(data["child_asin"], "B0CHILD00001");
     assert_eq!(data["inventory"], 120);
     assert!(data["id"].is_i64());
+    // A new row: nothing reserved, no thresholds, version 1.
+    assert_eq!(data["reserved"], 0);
+    assert_eq!(data["available"], 120);
+    assert_eq!(data["warning_threshold"], serde_json::Value::Null);
+    assert_eq!(data["critical_threshold"], serde_json::Value::Null);
+    assert_eq!(data["stock_level"], "ok");
+    assert_eq!(data["version"], 1);
 }
 
 async fn a_second_upsert_of_one_sku_updates_asins_and_stock_and_keeps_the_id(app: TestApp) {

@@ -225,11 +225,18 @@ fn check_example(schema: &str, status: u16, example: &Value, label: &str) {
                 "{label}: {example}"
             );
             assert!(example["request_id"].is_string(), "{label}: {example}");
-            assert_eq!(
-                example.get("detail").is_some(),
-                status == 422,
-                "{label}: only a 422 lists field problems: {example}"
+            assert!(
+                example["error_code"].as_str().is_some_and(
+                    |c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_uppercase() || b == b'_')
+                ),
+                "{label}: an UPPER_SNAKE error_code: {example}"
             );
+            if status == 422 {
+                assert!(
+                    example["detail"].as_array().is_some_and(|d| !d.is_empty()),
+                    "{label}: a 422 lists its field problems: {example}"
+                );
+            }
         }
         "OAuthError" => {
             let error = example["error"].as_str().unwrap_or_default();

@@ -23,7 +23,7 @@ pub trait FromJsonObject: Sized {
 
 /// Reads `raw` as a `T`: opens it as an object (naming it `what` if it is not one), lets `T`
 /// read its fields, then reports the fields left over. Problems go to `errors`.
-pub(super) fn read_object<T: FromJsonObject>(
+pub fn read_object<T: FromJsonObject>(
     raw: &RawValue,
     index: Option<usize>,
     what: &'static str,
@@ -193,6 +193,51 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
             i64::MAX
         });
         rule(value).map_err(|why| self.fail(name, why)).ok()
+    }
+
+    /// An optional string field: `Some(None)` when absent, `None` when present but invalid (the
+    /// problem is recorded).
+    pub fn optional_text<T>(
+        &mut self,
+        name: &'static str,
+        rule: fn(&str) -> Result<T, &'static str>,
+    ) -> Option<Option<T>> {
+        if self.has(name) {
+            self.text(name, rule).map(Some)
+        } else {
+            Some(None)
+        }
+    }
+
+    /// An optional integer field: `Some(None)` when absent, `None` when present but invalid.
+    pub fn optional_integer<T>(
+        &mut self,
+        name: &'static str,
+        rule: fn(i64) -> Result<T, &'static str>,
+    ) -> Option<Option<T>> {
+        if self.has(name) {
+            self.integer(name, rule).map(Some)
+        } else {
+            Some(None)
+        }
+    }
+
+    /// A required integer field that may be `null`: `Some(None)` for null, `None` when absent
+    /// or invalid.
+    pub fn nullable_integer<T>(
+        &mut self,
+        name: &'static str,
+        rule: fn(i64) -> Result<T, &'static str>,
+    ) -> Option<Option<T>> {
+        let is_null = self
+            .fields
+            .iter()
+            .any(|(field, value)| field == name && value.is_some_and(|v| json_kind(v) == "null"));
+        if is_null {
+            self.take(name);
+            return Some(None);
+        }
+        self.integer(name, rule).map(Some)
     }
 
     /// A required number field, given to `rule` as its exact JSON text.

@@ -1,25 +1,21 @@
-//! The upserts of MySQL/MariaDB: the SQL of each table, and how rows are written with it.
-//!
-//! A single upsert is a batch of one: one multi-row `INSERT … ON DUPLICATE KEY UPDATE`
-//! (`col = VALUES(col)`, the form both MySQL 8 and MariaDB accept), then a `SELECT` of the rows
-//! by key, in input order. Only the repeated `(?, ?, …)` groups are built in code.
+//! The upserts of MySQL/MariaDB: the SQL of each table, and how rows are written with it,
+//! inside the transaction the caller holds. A single upsert is a batch of one. Only the
+//! repeated `(?, ?, …)` groups of a multi-row statement are built in code; upserts use the
+//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form that MySQL 8 and MariaDB both accept.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 
-use chrono::NaiveDateTime;
-use sqlx::mysql::MySqlRow;
-use sqlx::query_builder::Separated;
-use sqlx::{FromRow, MySql, MySqlConnection, QueryBuilder};
+use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
 use crate::domain::{
-    Inventory, InventoryInput, InventoryKey, SalesTarget, SalesTargetInput, SalesTargetKey,
-    Timestamp,
+    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, SalesTarget, SalesTargetInput,
+    Timestamp, UpsertWrite,
 };
 use crate::store::rows::{InventoryRow, SalesTargetRow, INVENTORY_COLUMNS, SALES_TARGET_COLUMNS};
+use crate::store::sql::Shared;
 use crate::store::StoreError;
 
-/// Followed by `VALUES (...), ...` in this column order, then `ON_DUPLICATE`.
+/// Followed by `VALUES (...), ...` in this column order, then `ON_DUPLICATE_SALES_TARGET`.
 const INSERT_SALES_TARGETS: &str = "INSERT INTO sales_targets \
     (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) ";
 const ON_DUPLICATE_SALES_TARGET: &str = " ON DUPLICATE KEY UPDATE \
@@ -28,153 +24,52 @@ const ON_DUPLICATE_SALES_TARGET: &str = " ON DUPLICATE KEY UPDATE \
 const SELECT_SALES_TARGETS_BY_KEY: &str =
     "WHERE (seller_id, parent_asin, market_place_id, period) IN ";
 
-/// Followed by `VALUES (...), ...` in this column order, then `ON_DUPLICATE`.
-const INSERT_INVENTORY: &str = "INSERT INTO inventory \
-    (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, create_time, update_time) ";
+/// Followed by `VALUES (...), ...`: makes sure a row exists for every key, and locks it. A row
+/// inserted here has version 0 until the upsert finishes it, so that this transaction can tell
+/// the rows it created (nobody else sees an uncommitted row, and committed rows have versions
+/// from 1).
+const CLAIM_INVENTORY: &str = "INSERT INTO inventory \
+    (seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, reserved, \
+    version, create_time, update_time) ";
+const ON_DUPLICATE_CLAIM: &str = " ON DUPLICATE KEY UPDATE id = id";
+/// Followed by `((?, ?, ?), ...)`, the keys of the rows just claimed. A plain read: the claim
+/// already holds every one of them under an exclusive lock (a locking read of a row-value
+/// `IN` list could lock far more than the rows it finds, and deadlock with other batches).
+const SELECT_INVENTORY_BY_KEY: &str = "WHERE (seller_id, market_place_id, seller_sku) IN ";
+/// Followed by `VALUES (...), ...` of rows that exist: writes each by id.
+const WRITE_INVENTORY: &str = "INSERT INTO inventory \
+    (id, seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, reserved, \
+    version, create_time, update_time) ";
 const ON_DUPLICATE_INVENTORY: &str = " ON DUPLICATE KEY UPDATE \
     parent_asin = VALUES(parent_asin), child_asin = VALUES(child_asin), \
-    inventory = VALUES(inventory), update_time = VALUES(update_time)";
-/// Followed by `((?, ?, ?), ...)`, the keys of the rows just written.
-const SELECT_INVENTORY_BY_KEY: &str = "WHERE (seller_id, market_place_id, seller_sku) IN ";
+    inventory = VALUES(inventory), version = VALUES(version), update_time = VALUES(update_time)";
 
-type Values<'q, 'args> = Separated<'q, 'args, MySql, &'static str>;
-
-/// One kind of record as its upsert writes it.
-pub(super) trait Upsert: Sized + Sync {
-    type Row: for<'r> FromRow<'r, MySqlRow> + Send + Unpin;
-    type Stored: From<Self::Row> + Send;
-    /// The key a stored row and its input share (the table's unique index).
-    type Key<'a>: Hash + Eq
-    where
-        Self: 'a;
-
-    const INSERT: &'static str;
-    const ON_DUPLICATE: &'static str;
-    const COLUMNS: &'static str;
-    const TABLE: &'static str;
-    const WHERE_KEY_IN: &'static str;
-
-    /// Binds the row's values, in `INSERT` column order.
-    fn bind_values<'args>(&'args self, row: &mut Values<'_, 'args>, now: NaiveDateTime);
-    /// Binds the row's key, in `WHERE_KEY_IN` column order.
-    fn bind_key<'args>(&'args self, key: &mut Values<'_, 'args>);
-    fn key(&self) -> Self::Key<'_>;
-    fn key_of(stored: &Self::Stored) -> Self::Key<'_>;
-}
-
-impl Upsert for SalesTargetInput {
-    type Row = SalesTargetRow;
-    type Stored = SalesTarget;
-    type Key<'a> = SalesTargetKey<'a>;
-
-    const INSERT: &'static str = INSERT_SALES_TARGETS;
-    const ON_DUPLICATE: &'static str = ON_DUPLICATE_SALES_TARGET;
-    const COLUMNS: &'static str = SALES_TARGET_COLUMNS;
-    const TABLE: &'static str = "sales_targets";
-    const WHERE_KEY_IN: &'static str = SELECT_SALES_TARGETS_BY_KEY;
-
-    fn bind_values<'args>(&'args self, row: &mut Values<'_, 'args>, now: NaiveDateTime) {
-        row.push_bind(self.seller_id.as_str())
-            .push_bind(self.parent_asin.as_str())
-            .push_bind(self.market_place_id.as_str())
-            .push_bind(self.period.as_str())
-            .push_bind(self.sales_target.cents())
-            .push_bind(now)
-            .push_bind(now);
+/// `rows`, which a statement returned in any order, in the order of `items`, matched by key
+/// (`key` of an item, and of a row, must be the same value for the same row).
+fn in_input_order<I, R, K: std::hash::Hash + PartialEq>(
+    items: &[I],
+    rows: Vec<R>,
+    item_key: impl for<'a> Fn(&'a I) -> K,
+    row_key: impl for<'a> Fn(&'a R) -> K,
+) -> Result<Vec<R>, StoreError> {
+    let hash = |key: K| {
+        use std::hash::Hasher;
+        let mut hasher = std::hash::DefaultHasher::new();
+        key.hash(&mut hasher);
+        hasher.finish()
+    };
+    let mut candidates: HashMap<u64, Vec<usize>> = HashMap::new();
+    for (i, item) in items.iter().enumerate() {
+        candidates.entry(hash(item_key(item))).or_default().push(i);
     }
-
-    fn bind_key<'args>(&'args self, key: &mut Values<'_, 'args>) {
-        key.push_bind(self.seller_id.as_str())
-            .push_bind(self.parent_asin.as_str())
-            .push_bind(self.market_place_id.as_str())
-            .push_bind(self.period.as_str());
-    }
-
-    fn key(&self) -> SalesTargetKey<'_> {
-        SalesTargetInput::key(self)
-    }
-
-    fn key_of(stored: &SalesTarget) -> SalesTargetKey<'_> {
-        stored.key()
-    }
-}
-
-impl Upsert for InventoryInput {
-    type Row = InventoryRow;
-    type Stored = Inventory;
-    type Key<'a> = InventoryKey<'a>;
-
-    const INSERT: &'static str = INSERT_INVENTORY;
-    const ON_DUPLICATE: &'static str = ON_DUPLICATE_INVENTORY;
-    const COLUMNS: &'static str = INVENTORY_COLUMNS;
-    const TABLE: &'static str = "inventory";
-    const WHERE_KEY_IN: &'static str = SELECT_INVENTORY_BY_KEY;
-
-    fn bind_values<'args>(&'args self, row: &mut Values<'_, 'args>, now: NaiveDateTime) {
-        row.push_bind(self.seller_id.as_str())
-            .push_bind(self.parent_asin.as_str())
-            .push_bind(self.child_asin.as_str())
-            .push_bind(self.seller_sku.as_str())
-            .push_bind(self.market_place_id.as_str())
-            .push_bind(self.inventory.get())
-            .push_bind(now)
-            .push_bind(now);
-    }
-
-    fn bind_key<'args>(&'args self, key: &mut Values<'_, 'args>) {
-        key.push_bind(self.seller_id.as_str())
-            .push_bind(self.market_place_id.as_str())
-            .push_bind(self.seller_sku.as_str());
-    }
-
-    fn key(&self) -> InventoryKey<'_> {
-        InventoryInput::key(self)
-    }
-
-    fn key_of(stored: &Inventory) -> InventoryKey<'_> {
-        stored.key()
-    }
-}
-
-/// Writes `items` (distinct keys): all or none, as one statement.
-pub(super) async fn insert<T: Upsert>(
-    conn: &mut MySqlConnection,
-    items: &[T],
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let now = now.naive_utc();
-    let mut insert = QueryBuilder::<MySql>::new(T::INSERT);
-    insert.push_values(items, |mut row, item| item.bind_values(&mut row, now));
-    insert.push(T::ON_DUPLICATE);
-    insert.build().execute(&mut *conn).await?;
-    Ok(())
-}
-
-/// The stored rows of `items`, in input order.
-pub(super) async fn read_back<T: Upsert>(
-    conn: &mut MySqlConnection,
-    items: &[T],
-) -> Result<Vec<T::Stored>, StoreError> {
-    let mut select =
-        QueryBuilder::<MySql>::new(format!("SELECT {} FROM {} ", T::COLUMNS, T::TABLE));
-    select.push(T::WHERE_KEY_IN);
-    select.push_tuples(items, |mut key, item| item.bind_key(&mut key));
-    let rows: Vec<T::Row> = select.build_query_as().fetch_all(&mut *conn).await?;
-
-    let stored: Vec<T::Stored> = rows.into_iter().map(T::Stored::from).collect();
-    let position: HashMap<T::Key<'_>, usize> = items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| (item.key(), i))
-        .collect();
-    let places: Vec<Option<usize>> = stored
-        .iter()
-        .map(|row| position.get(&T::key_of(row)).copied())
-        .collect();
-    drop(position);
-    let mut slots: Vec<Option<T::Stored>> = items.iter().map(|_| None).collect();
-    for (row, place) in stored.into_iter().zip(places) {
-        if let Some(i) = place {
+    let mut slots: Vec<Option<R>> = items.iter().map(|_| None).collect();
+    for row in rows {
+        let place = candidates.get(&hash(row_key(&row))).and_then(|places| {
+            places
+                .iter()
+                .find(|&&i| item_key(&items[i]) == row_key(&row))
+        });
+        if let Some(&i) = place {
             slots[i] = Some(row);
         }
     }
@@ -182,4 +77,166 @@ pub(super) async fn read_back<T: Upsert>(
         .into_iter()
         .map(|slot| slot.ok_or(StoreError::Db(sqlx::Error::RowNotFound)))
         .collect()
+}
+
+/// Creates or updates `items` (distinct keys) and returns them as stored, in input order.
+pub(super) async fn sales_targets(
+    conn: &mut MySqlConnection,
+    items: &[SalesTargetInput],
+    now: Timestamp,
+) -> Result<Vec<SalesTarget>, StoreError> {
+    let now = now.naive_utc();
+    let mut insert = QueryBuilder::<MySql>::new(INSERT_SALES_TARGETS);
+    insert.push_values(items, |mut row, item| {
+        row.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.period.as_str())
+            .push_bind(item.sales_target.cents())
+            .push_bind(now)
+            .push_bind(now);
+    });
+    insert.push(ON_DUPLICATE_SALES_TARGET);
+    insert.build().execute(&mut *conn).await?;
+
+    let mut select = QueryBuilder::<MySql>::new(format!(
+        "SELECT {SALES_TARGET_COLUMNS} FROM sales_targets {SELECT_SALES_TARGETS_BY_KEY}"
+    ));
+    select.push_tuples(items, |mut key, item| {
+        key.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.period.as_str());
+    });
+    let rows: Vec<SalesTargetRow> = select.build_query_as().fetch_all(&mut *conn).await?;
+    let rows: Vec<SalesTarget> = rows.into_iter().map(SalesTarget::from).collect();
+    in_input_order(
+        items,
+        rows,
+        |i| key_of_target(i.key()),
+        |r| key_of_target(r.key()),
+    )
+}
+
+/// Creates or updates `items` (distinct keys) with their ledger entries, as
+/// `InventoryInput::plan` says, and returns them as stored, in input order.
+pub(super) async fn inventory(
+    conn: &mut MySqlConnection,
+    items: &[InventoryInput],
+    actor: &Actor,
+    now: Timestamp,
+) -> Result<Vec<Inventory>, StoreError> {
+    // Rows are locked in key order, so that two batches sharing keys cannot deadlock.
+    let mut order: Vec<&InventoryInput> = items.iter().collect();
+    order.sort_by(|a, b| {
+        (
+            a.seller_id.as_str(),
+            a.market_place_id.as_str(),
+            a.seller_sku.as_str(),
+        )
+            .cmp(&(
+                b.seller_id.as_str(),
+                b.market_place_id.as_str(),
+                b.seller_sku.as_str(),
+            ))
+    });
+    let time = now.naive_utc();
+    let mut claim = QueryBuilder::<MySql>::new(CLAIM_INVENTORY);
+    claim.push_values(&order, |mut row, item| {
+        row.push_bind(item.seller_id.as_str())
+            .push_bind(item.parent_asin.as_str())
+            .push_bind(item.child_asin.as_str())
+            .push_bind(item.seller_sku.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.inventory.get())
+            .push_bind(0)
+            .push_bind(0)
+            .push_bind(time)
+            .push_bind(time);
+    });
+    claim.push(ON_DUPLICATE_CLAIM);
+    claim.build().execute(&mut *conn).await?;
+
+    let mut select = QueryBuilder::<MySql>::new(format!(
+        "SELECT {INVENTORY_COLUMNS} FROM inventory {SELECT_INVENTORY_BY_KEY}"
+    ));
+    select.push_tuples(&order, |mut key, item| {
+        key.push_bind(item.seller_id.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.seller_sku.as_str());
+    });
+    let rows: Vec<InventoryRow> = select.build_query_as().fetch_all(&mut *conn).await?;
+    let rows: Vec<Inventory> = rows.into_iter().map(Inventory::from).collect();
+    let rows = in_input_order(
+        items,
+        rows,
+        |i| key_of_row(i.key()),
+        |r| key_of_row(r.key()),
+    )?;
+
+    let mut written = Vec::new();
+    let mut entries = Vec::new();
+    let mut stored = Vec::with_capacity(items.len());
+    for (item, row) in items.iter().zip(rows) {
+        let id = row.id;
+        // Version 0: this transaction just inserted the row (see `CLAIM_INVENTORY`).
+        let existing = (row.version > 0).then_some(row);
+        let mut plan = item.clone().plan(existing, now);
+        plan.row.id = id;
+        if plan.write != UpsertWrite::Nothing {
+            written.push(plan.row.clone());
+        }
+        if let Some((entry_type, before, movement)) = plan.entry {
+            entries.push(NewEntry {
+                inventory_id: id,
+                seller_id: plan.row.seller_id.clone(),
+                market_place_id: plan.row.market_place_id.clone(),
+                seller_sku: plan.row.seller_sku.clone(),
+                entry_type,
+                before,
+                movement,
+                notes: EntryNotes::default(),
+            });
+        }
+        stored.push(plan.row);
+    }
+    if !written.is_empty() {
+        let mut write = QueryBuilder::<MySql>::new(WRITE_INVENTORY);
+        write.push_values(&written, |mut row, r| {
+            row.push_bind(r.id)
+                .push_bind(r.seller_id.as_str())
+                .push_bind(r.parent_asin.as_str())
+                .push_bind(r.child_asin.as_str())
+                .push_bind(r.seller_sku.as_str())
+                .push_bind(r.market_place_id.as_str())
+                .push_bind(r.inventory.get())
+                .push_bind(r.reserved)
+                .push_bind(r.version)
+                .push_bind(r.create_time.naive_utc())
+                .push_bind(r.update_time.naive_utc());
+        });
+        write.push(ON_DUPLICATE_INVENTORY);
+        write.build().execute(&mut *conn).await?;
+    }
+    Shared::<MySql>::insert_entries(conn, &entries, actor, now).await?;
+    Ok(stored)
+}
+
+/// A sales target's key as owned text, for matching rows to inputs.
+fn key_of_target(key: crate::domain::SalesTargetKey<'_>) -> [String; 4] {
+    [
+        key.seller_id.as_str().to_owned(),
+        key.parent_asin.as_str().to_owned(),
+        key.market_place_id.as_str().to_owned(),
+        key.period.as_str().to_owned(),
+    ]
+}
+
+/// An inventory row's key as owned text, for matching rows to inputs.
+fn key_of_row(key: crate::domain::InventoryKey<'_>) -> [String; 3] {
+    [
+        key.seller_id.as_str().to_owned(),
+        key.market_place_id.as_str().to_owned(),
+        key.seller_sku.as_str().to_owned(),
+    ]
 }

@@ -11,9 +11,15 @@
 //! each operation its own and repeats it on a deadlock).
 //!
 //! - `users.rs`: users, their sellers, refresh tokens;
-//! - `records.rs`: get, list and delete of sales targets and inventory rows.
+//! - `records.rs`: reads (get, list, low stock, lookup, ledger, reservations, the consistency
+//!   check) and the delete of a sales target;
+//! - `stock.rs`: every write to stock but upserts (adjust, thresholds, reservations, expiry,
+//!   the delete of an inventory row), each with its ledger entries;
+//! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
+mod filter;
 mod records;
+mod stock;
 mod users;
 
 use std::marker::PhantomData;
@@ -21,6 +27,13 @@ use std::marker::PhantomData;
 use super::StoreError;
 
 pub(super) use records::{InventoryTable, SalesTargetTable, Table};
+pub(super) use stock::Ending;
+
+/// The result of a stock operation as the `Store` trait answers it: a refusal becomes
+/// `StoreError::Stock`.
+pub(super) fn settled<T>(outcome: Result<Outcome<T>, StoreError>) -> Result<T, StoreError> {
+    Ok(outcome??)
+}
 
 /// What the two databases do differently, as far as the shared statements are concerned.
 pub(super) trait Backend: sqlx::Database {
@@ -30,6 +43,9 @@ pub(super) trait Backend: sqlx::Database {
 
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
+
+    /// The id an `INSERT` of one row gave it.
+    fn last_insert_id(done: &Self::QueryResult) -> i64;
 }
 
 impl Backend for sqlx::Sqlite {
@@ -37,6 +53,10 @@ impl Backend for sqlx::Sqlite {
 
     fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         done.rows_affected()
+    }
+
+    fn last_insert_id(done: &sqlx::sqlite::SqliteQueryResult) -> i64 {
+        done.last_insert_rowid()
     }
 }
 
@@ -46,6 +66,11 @@ impl Backend for sqlx::MySql {
     fn rows_affected(done: &sqlx::mysql::MySqlQueryResult) -> u64 {
         done.rows_affected()
     }
+
+    fn last_insert_id(done: &sqlx::mysql::MySqlQueryResult) -> i64 {
+        // Ids are BIGINT, positive and far below i64::MAX.
+        i64::try_from(done.last_insert_id()).unwrap_or(i64::MAX)
+    }
 }
 
 /// The shared statements, for backend `DB` (see the module comment).
@@ -54,6 +79,10 @@ pub(super) struct Shared<DB>(PhantomData<DB>);
 /// A boxed future that may move between threads, as the operations below return.
 pub(super) type BoxFuture<'a, T> =
     std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
+/// The outcome of a stock operation: done, or refused by a stock rule (in which case it wrote
+/// nothing, so the transaction around it may still commit the other work it holds).
+pub(super) type Outcome<T> = Result<T, crate::domain::StockError>;
 
 /// A store operation that a backend runs on one of its connections, inside a transaction the
 /// backend begins and commits: statements on `conn`, with the arguments `args`. A plain

@@ -6,8 +6,9 @@
 //! to the connection's own thread and back; profiling showed those hand-offs, not SQLite, were
 //! most of the cost of a write (bench/RESULTS.md). So requests queue here in arrival order, and
 //! the task writes each group with as few hand-offs as it can: the upserts of one table in the
-//! group become one multi-row statement (`upsert.rs`), and one `BEGIN … COMMIT` covers the
-//! whole group. With one request in flight a group is just that request; under load one
+//! group become one multi-row statement (`upsert.rs`), and one transaction covers the whole
+//! group (begun and committed by the upserts' own statements when they are the group's only
+//! write). With one request in flight a group is just that request; under load one
 //! transaction serves many.
 //!
 //! Jobs. A job is a request's write: the rows of an upsert (single or batch), or an `Operation`
@@ -26,17 +27,17 @@
 //! Supervision. The task runs under a supervisor. Should it ever panic, the jobs it held are
 //! answered "database unavailable" (503 to the client), `/health` reports the database
 //! unavailable (`is_running`), and the supervisor starts the task again at once on the same
-//! queue.
+//! queue; the new task first rolls back whatever transaction the old one left open.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use sqlx::{Connection, SqliteConnection, SqlitePool};
+use sqlx::{SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::supervisor::{supervise, Liveness};
-use super::upsert::{self, Encoded, Placed, Upsert};
-use crate::domain::{InventoryInput, SalesTargetInput, Timestamp};
+use super::upsert::{Encoded, Transaction, Upsert};
+use crate::domain::{Actor, InventoryInput, SalesTargetInput, Timestamp};
 use crate::store::sql::{BoxFuture, Operation};
 use crate::store::StoreError;
 
@@ -74,12 +75,13 @@ impl Writer {
     pub(super) async fn upsert<T: Queued>(
         &self,
         rows: Vec<Encoded<T>>,
+        actor: &Actor,
     ) -> Result<Vec<T::Stored>, StoreError> {
         let (reply, answer) = oneshot::channel();
         let job = T::job(Upserts {
             rows,
-            placed: Vec::new(),
-            now: Timestamp::now(),
+            actor: actor.clone(),
+            stored: Vec::new(),
             reply,
         });
         self.submit(job, answer).await
@@ -127,11 +129,11 @@ pub(super) enum Job {
     Operation(Box<dyn Operate>),
 }
 
-/// The rows of an upsert request, and, once written, where each was placed.
+/// The rows of an upsert request, whose they are, and, once written, the stored records.
 pub(super) struct Upserts<T: Upsert> {
     rows: Vec<Encoded<T>>,
-    placed: Vec<Placed>,
-    now: Timestamp,
+    actor: Actor,
+    stored: Vec<T::Stored>,
     reply: oneshot::Sender<Result<Vec<T::Stored>, StoreError>>,
 }
 
@@ -240,20 +242,16 @@ impl Job {
 
 impl<T: Upsert> Upserts<T> {
     fn finish(self, committed: Result<(), StoreError>) {
-        let now = self.now;
-        let outcome = committed.map(|()| {
-            self.rows
-                .into_iter()
-                .zip(self.placed)
-                .map(|(encoded, placed)| encoded.row.stored(placed.id, placed.create_time, now))
-                .collect()
-        });
-        let _ = self.reply.send(outcome);
+        let _ = self.reply.send(committed.map(|()| self.stored));
     }
 }
 
 /// Takes jobs off the queue and writes them, group by group, until the queue closes.
 async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
+    // A task that panicked may have left its transaction open on the connection.
+    if let Ok(mut conn) = pool.acquire().await {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
     let mut queued = queued.lock().await;
     let mut pending = VecDeque::new();
     while let Some(first) = queued.recv().await {
@@ -327,44 +325,65 @@ fn answer_all(group: Vec<Job>, e: &StoreError) {
 }
 
 /// The group's transaction: its upserts, table by table, then its operations in arrival order.
-/// A group of one table's upserts is one statement, atomic by itself: it needs no `BEGIN` and
-/// `COMMIT`, which would be two more hand-offs to the connection's thread.
+/// When one table's upserts are the whole group, their statements begin and commit it
+/// themselves (`Transaction::Yours`): `BEGIN` and `COMMIT` of their own would be two more
+/// hand-offs to the connection's thread per group. The transaction is begun and ended with
+/// plain statements, so a failure anywhere rolls it back here.
 async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(), StoreError> {
+    let now = Timestamp::now();
     let sales = group.iter().any(|job| matches!(job, Job::SalesTargets(_)));
     let inventory = group.iter().any(|job| matches!(job, Job::Inventory(_)));
     let operations = group.iter().any(|job| matches!(job, Job::Operation(_)));
-    let several_statements = operations || (sales && inventory);
-    if !several_statements {
-        write_upserts::<SalesTargetInput>(conn, group).await?;
-        return write_upserts::<InventoryInput>(conn, group).await;
+    let written = if operations || (sales && inventory) {
+        write_in_transaction(conn, group, now).await
+    } else {
+        write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours).await?;
+        write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours).await
+    };
+    if written.is_err() {
+        // Nothing to roll back unless a transaction is open; that error says so, harmlessly.
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    write_upserts::<SalesTargetInput>(&mut tx, group).await?;
-    write_upserts::<InventoryInput>(&mut tx, group).await?;
+    written
+}
+
+/// Every job of `group` inside one `BEGIN IMMEDIATE … COMMIT`.
+async fn write_in_transaction(
+    conn: &mut SqliteConnection,
+    group: &mut [Job],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Open).await?;
+    write_upserts::<InventoryInput>(conn, group, now, Transaction::Open).await?;
     for job in group.iter_mut() {
         if let Job::Operation(op) = job {
-            op.run(&mut tx).await?;
+            op.run(conn).await?;
         }
     }
-    tx.commit().await?;
+    sqlx::query("COMMIT").execute(&mut *conn).await?;
     Ok(())
 }
 
-/// The upserts of kind `T` in `group`, as one statement; each job keeps where its rows went.
+/// The upserts of kind `T` in `group`, written together; each job keeps its stored records.
 async fn write_upserts<T: Queued>(
     conn: &mut SqliteConnection,
     group: &mut [Job],
+    now: Timestamp,
+    tx: Transaction,
 ) -> Result<(), StoreError> {
     let mut jobs: Vec<&mut Upserts<T>> = group.iter_mut().filter_map(T::of).collect();
-    let Some(first) = jobs.first() else {
+    if jobs.is_empty() {
         return Ok(());
-    };
-    let now = first.now;
-    let placed = upsert::write(conn, jobs.iter().flat_map(|job| job.rows.iter()), now).await?;
-    let mut placed = placed.into_iter();
+    }
+    let rows: Vec<(&Encoded<T>, &Actor)> = jobs
+        .iter()
+        .flat_map(|job| job.rows.iter().map(|row| (row, &job.actor)))
+        .collect();
+    let mut stored = T::write(conn, &rows, now, tx).await?.into_iter();
+    drop(rows);
     for job in &mut jobs {
-        job.now = now;
-        job.placed = placed.by_ref().take(job.rows.len()).collect();
+        job.stored = stored.by_ref().take(job.rows.len()).collect();
     }
     Ok(())
 }
@@ -397,8 +416,8 @@ mod tests {
         let (reply, answer) = oneshot::channel();
         let job = Job::Inventory(Upserts {
             rows,
-            placed: Vec::new(),
-            now: Timestamp::now(),
+            actor: Actor::system(),
+            stored: Vec::new(),
             reply,
         });
         (job, Box::new(answer))

@@ -1,0 +1,507 @@
+//! `Engine`: what a database backend provides, and the `Store` built on it once for both.
+//!
+//! A backend says how it runs an operation that writes (SQLite: in its write queue's group
+//! transaction; MySQL: in a transaction of its own, repeated on deadlock) and one that only
+//! reads, and it brings the statements that differ by dialect (upserts, and reads by id, which
+//! SQLite coalesces). Everything else a `Store` does is the SQL of `store/sql/`, run through
+//! those two, so it is written here once instead of once per backend.
+
+use chrono::NaiveDateTime;
+use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+
+use super::rows::{
+    InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text, UserRow,
+};
+use super::sql::{settled, Backend, Ending, InventoryTable, Operation, SalesTargetTable, Shared};
+use super::{Listed, Store, StoreError};
+use crate::domain::{
+    Actor, Adjustment, ConsistencyReport, ExternalId, Inventory, InventoryFilter, InventoryInput,
+    InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter, NewRefreshToken, NewReservation,
+    NewUser, PageRequest, Released, Reservation, ReservationFilter, Rotation, SalesTarget,
+    SalesTargetFilter, SalesTargetInput, Scope, SellerId, Thresholds, Timestamp, User, UserPatch,
+};
+
+/// A connection of backend `E`.
+type Conn<E> = <<E as Engine>::DB as Database>::Connection;
+
+/// A database backend: how it runs operations, and its own statements.
+#[async_trait::async_trait]
+pub(super) trait Engine: Send + Sync + 'static {
+    type DB: Backend;
+
+    /// Runs an operation that writes, in a transaction, and returns its output once committed.
+    async fn write<A, T>(
+        &self,
+        args: A,
+        operation: Operation<Conn<Self>, A, T>,
+    ) -> Result<T, StoreError>
+    where
+        A: Send + Sync + 'static,
+        T: Send + 'static;
+
+    /// Runs an operation that only reads, so that its statements see one state of the database.
+    async fn read<A, T>(
+        &self,
+        args: &A,
+        operation: Operation<Conn<Self>, A, T>,
+    ) -> Result<T, StoreError>
+    where
+        A: Send + Sync,
+        T: Send;
+
+    /// Answers when the database can serve statements now.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Upserts sales targets (distinct keys) in one transaction, returning them in input order.
+    async fn upsert_sales_targets(
+        &self,
+        items: Vec<SalesTargetInput>,
+    ) -> Result<Vec<SalesTarget>, StoreError>;
+
+    /// Upserts inventory rows (distinct keys) with their ledger entries in one transaction,
+    /// returning them in input order.
+    async fn upsert_inventories(
+        &self,
+        items: Vec<InventoryInput>,
+        actor: &Actor,
+    ) -> Result<Vec<Inventory>, StoreError>;
+
+    async fn get_sales_target(&self, id: i64) -> Result<Option<SalesTarget>, StoreError>;
+
+    async fn get_inventory(&self, id: i64) -> Result<Option<Inventory>, StoreError>;
+
+    /// Waits for running statements and closes every connection.
+    async fn close(&self);
+}
+
+#[async_trait::async_trait]
+impl<E> Store for E
+where
+    E: Engine,
+    for<'c> &'c mut Conn<E>: Executor<'c, Database = E::DB>,
+    for<'q> <E::DB as Database>::Arguments<'q>: IntoArguments<'q, E::DB>,
+    for<'q> i64: Encode<'q, E::DB> + Decode<'q, E::DB> + Type<E::DB>,
+    for<'q> bool: Encode<'q, E::DB> + Decode<'q, E::DB> + Type<E::DB>,
+    for<'q> Option<i64>: Encode<'q, E::DB> + Type<E::DB>,
+    for<'q> Option<i32>: Encode<'q, E::DB> + Type<E::DB>,
+    for<'q> &'q str: Encode<'q, E::DB> + Type<E::DB>,
+    for<'q> Option<&'q str>: Encode<'q, E::DB> + Type<E::DB>,
+    for<'q> NaiveDateTime: Encode<'q, E::DB> + Decode<'q, E::DB> + Type<E::DB>,
+    for<'q> Text: Decode<'q, E::DB> + Type<E::DB>,
+    for<'r> SalesTargetRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> InventoryRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> LedgerRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> ReservationRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> ReservationItemRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> UserRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> (i64, Text, Text, i64, i64, i64, i64, i64): FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64):
+        FromRow<'r, <E::DB as Database>::Row>,
+    usize: sqlx::ColumnIndex<<E::DB as Database>::Row>,
+{
+    async fn ping(&self) -> Result<(), StoreError> {
+        Engine::ping(self).await
+    }
+
+    // ---- Sales targets -------------------------------------------------------------------
+
+    async fn upsert_sales_target(
+        &self,
+        item: &SalesTargetInput,
+    ) -> Result<SalesTarget, StoreError> {
+        let mut stored = Engine::upsert_sales_targets(self, vec![item.clone()]).await?;
+        stored.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn upsert_sales_targets(
+        &self,
+        items: Vec<SalesTargetInput>,
+    ) -> Result<Vec<SalesTarget>, StoreError> {
+        Engine::upsert_sales_targets(self, items).await
+    }
+
+    async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
+        Engine::get_sales_target(self, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_sales_targets(
+        &self,
+        filter: &SalesTargetFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<SalesTarget>, StoreError> {
+        self.read(&(filter, scope, page), |conn, (filter, scope, page)| {
+            Box::pin(Shared::list::<SalesTargetTable>(conn, filter, scope, *page))
+        })
+        .await
+        .map(Listed::convert)
+    }
+
+    async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError> {
+        self.write((id, scope.clone()), |conn, (id, scope)| {
+            Box::pin(Shared::delete::<SalesTargetTable>(conn, *id, scope))
+        })
+        .await
+        .map(Into::into)
+    }
+
+    // ---- Inventory -----------------------------------------------------------------------
+
+    async fn upsert_inventory(
+        &self,
+        item: &InventoryInput,
+        actor: &Actor,
+    ) -> Result<Inventory, StoreError> {
+        let mut stored = Engine::upsert_inventories(self, vec![item.clone()], actor).await?;
+        stored.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn upsert_inventories(
+        &self,
+        items: Vec<InventoryInput>,
+        actor: &Actor,
+    ) -> Result<Vec<Inventory>, StoreError> {
+        Engine::upsert_inventories(self, items, actor).await
+    }
+
+    async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
+        Engine::get_inventory(self, id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_inventory(
+        &self,
+        filter: &InventoryFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Inventory>, StoreError> {
+        self.read(&(filter, scope, page), |conn, (filter, scope, page)| {
+            Box::pin(Shared::list::<InventoryTable>(conn, filter, scope, *page))
+        })
+        .await
+        .map(Listed::convert)
+    }
+
+    async fn delete_inventory(
+        &self,
+        id: i64,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<Inventory, StoreError> {
+        let args = (id, scope.clone(), actor.clone());
+        settled(
+            self.write(args, |conn, (id, scope, actor)| {
+                Box::pin(Shared::delete_inventory(
+                    conn,
+                    *id,
+                    scope,
+                    actor,
+                    Timestamp::now(),
+                ))
+            })
+            .await,
+        )
+    }
+
+    async fn adjust_inventory(
+        &self,
+        id: i64,
+        scope: &Scope,
+        adjustment: &Adjustment,
+        actor: &Actor,
+    ) -> Result<(Inventory, LedgerEntry), StoreError> {
+        let args = (id, scope.clone(), adjustment.clone(), actor.clone());
+        settled(
+            self.write(args, |conn, (id, scope, adjustment, actor)| {
+                Box::pin(Shared::adjust(
+                    conn,
+                    *id,
+                    scope,
+                    adjustment,
+                    actor,
+                    Timestamp::now(),
+                ))
+            })
+            .await,
+        )
+    }
+
+    async fn set_thresholds(
+        &self,
+        id: i64,
+        scope: &Scope,
+        thresholds: Thresholds,
+    ) -> Result<Inventory, StoreError> {
+        self.write(
+            (id, scope.clone(), thresholds),
+            |conn, (id, scope, thresholds)| {
+                Box::pin(Shared::set_thresholds(
+                    conn,
+                    *id,
+                    scope,
+                    *thresholds,
+                    Timestamp::now(),
+                ))
+            },
+        )
+        .await
+    }
+
+    async fn list_low_stock(
+        &self,
+        filter: &LowStockFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Inventory>, StoreError> {
+        self.read(&(filter, scope, page), |conn, (filter, scope, page)| {
+            Box::pin(Shared::low_stock(conn, filter, scope, *page))
+        })
+        .await
+    }
+
+    async fn lookup_inventory(
+        &self,
+        lookup: &InventoryLookup,
+        scope: &Scope,
+    ) -> Result<Vec<Option<Inventory>>, StoreError> {
+        self.read(&(lookup, scope), |conn, (lookup, scope)| {
+            Box::pin(Shared::lookup(conn, lookup, scope))
+        })
+        .await
+    }
+
+    async fn list_ledger(
+        &self,
+        filter: &LedgerFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<LedgerEntry>, StoreError> {
+        self.read(&(filter, scope, page), |conn, (filter, scope, page)| {
+            Box::pin(Shared::ledger(conn, filter, scope, *page))
+        })
+        .await
+    }
+
+    async fn has_ledger(&self, inventory_id: i64) -> Result<bool, StoreError> {
+        self.read(&inventory_id, |conn, id| {
+            Box::pin(Shared::has_ledger(conn, *id))
+        })
+        .await
+    }
+
+    async fn check_consistency(
+        &self,
+        seller: Option<&SellerId>,
+    ) -> Result<ConsistencyReport, StoreError> {
+        self.read(&seller, |conn, seller| {
+            Box::pin(Shared::check_consistency(conn, *seller))
+        })
+        .await
+    }
+
+    // ---- Reservations --------------------------------------------------------------------
+
+    async fn create_reservation(
+        &self,
+        new: &NewReservation,
+        actor: &Actor,
+    ) -> Result<Reservation, StoreError> {
+        settled(
+            self.write((new.clone(), actor.clone()), |conn, (new, actor)| {
+                Box::pin(Shared::reserve(conn, new, actor, Timestamp::now()))
+            })
+            .await,
+        )
+    }
+
+    async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError> {
+        self.read(&id, |conn, id| Box::pin(Shared::reservation(conn, *id)))
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    async fn list_reservations(
+        &self,
+        filter: &ReservationFilter,
+        scope: &Scope,
+        page: PageRequest,
+    ) -> Result<Listed<Reservation>, StoreError> {
+        self.read(&(filter, scope, page), |conn, (filter, scope, page)| {
+            Box::pin(Shared::reservations(conn, filter, scope, *page))
+        })
+        .await
+    }
+
+    async fn release_reservation(
+        &self,
+        id: i64,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<Reservation, StoreError> {
+        let args = (id, scope.clone(), actor.clone());
+        settled(
+            self.write(args, |conn, (id, scope, actor)| {
+                let now = Timestamp::now();
+                Box::pin(Shared::end_reservation(
+                    conn,
+                    *id,
+                    scope,
+                    Ending::Release,
+                    actor,
+                    now,
+                ))
+            })
+            .await,
+        )
+    }
+
+    async fn release_reference(
+        &self,
+        seller_id: &SellerId,
+        reference_id: &ExternalId,
+        actor: &Actor,
+    ) -> Result<Released, StoreError> {
+        let args = (seller_id.clone(), reference_id.clone(), actor.clone());
+        self.write(args, |conn, (seller, reference, actor)| {
+            Box::pin(Shared::release_reference(
+                conn,
+                seller,
+                reference,
+                actor,
+                Timestamp::now(),
+            ))
+        })
+        .await
+    }
+
+    async fn commit_reservation(
+        &self,
+        id: i64,
+        scope: &Scope,
+        order_id: &ExternalId,
+        actor: &Actor,
+    ) -> Result<Reservation, StoreError> {
+        let args = (id, scope.clone(), order_id.clone(), actor.clone());
+        settled(
+            self.write(args, |conn, (id, scope, order, actor)| {
+                let now = Timestamp::now();
+                Box::pin(Shared::end_reservation(
+                    conn,
+                    *id,
+                    scope,
+                    Ending::Commit(order),
+                    actor,
+                    now,
+                ))
+            })
+            .await,
+        )
+    }
+
+    async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError> {
+        // The expiry sweep asks often: look first, and write only when something is due.
+        let now = Timestamp::now().naive_utc();
+        if !self
+            .read(&now, |conn, now| Box::pin(Shared::any_due(conn, *now)))
+            .await?
+        {
+            return Ok(Released::default());
+        }
+        self.write(limit, |conn, limit| {
+            Box::pin(Shared::expire_due(conn, Timestamp::now(), *limit))
+        })
+        .await
+    }
+
+    // ---- Users and refresh tokens --------------------------------------------------------
+
+    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
+        self.write(user.clone(), |conn, user| {
+            Box::pin(async move {
+                let id = Shared::create_user(conn, user).await?;
+                Shared::get_user(conn, id).await
+            })
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: i64) -> Result<User, StoreError> {
+        self.read(&id, |conn, id| Box::pin(Shared::get_user(conn, *id)))
+            .await
+    }
+
+    async fn find_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
+        self.read(&username, |conn, username| {
+            Box::pin(Shared::find_login(conn, username))
+        })
+        .await
+    }
+
+    async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError> {
+        self.read(&page, |conn, page| {
+            Box::pin(Shared::list_users(conn, *page))
+        })
+        .await
+    }
+
+    async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError> {
+        self.write((id, patch.clone()), |conn, (id, patch)| {
+            Box::pin(async move {
+                Shared::update_user(conn, *id, patch).await?;
+                Shared::get_user(conn, *id).await
+            })
+        })
+        .await
+    }
+
+    async fn count_users(&self) -> Result<u64, StoreError> {
+        self.read(&(), |conn, ()| Box::pin(Shared::count_users(conn)))
+            .await
+    }
+
+    async fn insert_refresh_token(
+        &self,
+        user_id: i64,
+        token: &NewRefreshToken,
+    ) -> Result<(), StoreError> {
+        self.write((user_id, token.clone()), |conn, (user_id, token)| {
+            Box::pin(Shared::insert_refresh_token(conn, *user_id, token))
+        })
+        .await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        presented_hash: &str,
+        next_hash: &str,
+        expires_at: Timestamp,
+    ) -> Result<Rotation, StoreError> {
+        // On MySQL two rotations of one token can deadlock (the winner's insert needs a gap
+        // lock beside the index entry the loser waits on); the repeated loser then finds the
+        // token used, which is the answer it should get.
+        let args = (presented_hash.to_owned(), next_hash.to_owned(), expires_at);
+        self.write(args, |conn, (presented, next, expires_at)| {
+            Box::pin(Shared::rotate_refresh_token(
+                conn,
+                presented,
+                next,
+                *expires_at,
+            ))
+        })
+        .await
+    }
+
+    async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
+        self.write(token_hash.to_owned(), |conn, token_hash| {
+            Box::pin(Shared::revoke_refresh_family(conn, token_hash))
+        })
+        .await
+    }
+
+    async fn close(&self) {
+        Engine::close(self).await;
+    }
+}
