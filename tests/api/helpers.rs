@@ -121,6 +121,8 @@ pub struct TestApp {
     /// request, so `log_lines` can tell this app's lines from every other test's.
     request_id_prefix: String,
     requests_sent: AtomicU64,
+    /// The database's URL, for tests that reach past the service (`move_deadline`).
+    database_url: String,
     /// The expiry sweep, as the binary runs it; stopped before the database goes.
     _background: Background,
     _database: Database,
@@ -261,9 +263,46 @@ impl TestApp {
             admin_token,
             request_id_prefix: format!("t{:016x}", rand::thread_rng().gen::<u64>()),
             requests_sent: AtomicU64::new(0),
+            database_url: url.to_owned(),
             _background: Background::start(store.clone()),
             _database: database,
         }
+    }
+
+    /// Moves the `expires_at` of reservation `id` to `at`, straight in the database: a
+    /// reservation holds for at least a minute, too long for a test to wait.
+    pub async fn move_deadline(&self, id: i64, at: chrono::DateTime<chrono::Utc>) {
+        use sqlx::Connection;
+        let sql = "UPDATE reservations SET expires_at = ? WHERE id = ?";
+        let at = at.naive_utc();
+        let changed = if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(at).bind(id).execute(&mut conn).await;
+            done.expect("the deadline moves").rows_affected()
+        } else {
+            let mut conn = sqlx::MySqlConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(at).bind(id).execute(&mut conn).await;
+            done.expect("the deadline moves").rows_affected()
+        };
+        assert_eq!(changed, 1, "reservation {id} exists");
+    }
+
+    /// Runs the consistency check (as the admin) and insists that every row is consistent:
+    /// nothing oversold, `reserved` what active reservations hold, a ledger that adds up.
+    /// Returns how many rows were checked.
+    pub async fn assert_books_balance(&self) -> u64 {
+        let response = self
+            .request(Method::POST, "/api/v1/inventory/consistency-check", None)
+            .await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+        let report = &response.json["data"];
+        assert_eq!(report["inconsistent"], 0, "the books balance: {report}");
+        assert_eq!(report["details"], serde_json::json!([]), "{report}");
+        report["checked"].as_u64().expect("a count of rows checked")
     }
 
     /// A new request id of this app: `<prefix>-<n>`.

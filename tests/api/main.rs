@@ -9,6 +9,7 @@ mod raw_http;
 mod auth;
 mod batch;
 mod binary;
+mod expiry;
 mod http;
 mod inventory;
 mod outage;
