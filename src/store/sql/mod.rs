@@ -11,14 +11,18 @@
 //! each operation its own and repeats it on a deadlock).
 //!
 //! - `users.rs`: users, their sellers, refresh tokens;
-//! - `records.rs`: reads (get, list, low stock, lookup, ledger, reservations, the consistency
-//!   check) and the delete of a sales target;
-//! - `stock.rs`: every write to stock but upserts (adjust, thresholds, reservations, expiry,
-//!   the delete of an inventory row), each with its ledger entries;
+//! - `records.rs`: records by table (get, list, low stock, lookup) and the delete of a sales
+//!   target;
+//! - `books.rs`: the ledger, read, and the consistency check;
+//! - `stock.rs`: writes to one row's stock (adjust, thresholds, delete) with their ledger
+//!   entries, and the pieces every stock operation uses;
+//! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
 //! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
+mod books;
 mod filter;
 mod records;
+mod reservations;
 mod stock;
 mod users;
 
@@ -27,7 +31,7 @@ use std::marker::PhantomData;
 use super::StoreError;
 
 pub(super) use records::{InventoryTable, SalesTargetTable, Table};
-pub(super) use stock::Ending;
+pub(super) use reservations::Ending;
 
 /// The result of a stock operation as the `Store` trait answers it: a refusal becomes
 /// `StoreError::Stock`.
