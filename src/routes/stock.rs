@@ -5,7 +5,7 @@
 //! Handlers only extract, validate, authorise, call the store and wrap; the rules of stock live
 //! in `crate::domain::stock`.
 
-use axum::extract::State;
+use axum::extract::{DefaultBodyLimit, State};
 use axum::Json;
 use serde::Serialize;
 use utoipa::{IntoResponses, ToSchema};
@@ -22,15 +22,19 @@ use crate::error::{ApiError, Envelope, ErrorBody};
 use crate::extract::{
     read_object, FromJsonObject, IdPath, ObjectReader, OptionalJson, QueryReader, ValidJson,
 };
-use crate::routes::Page;
+use crate::routes::{Page, BATCH_BODY_LIMIT};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
+    // Up to 1000 keys do not fit the 64 KiB of a single write: a lookup gets a batch's limit.
+    let lookup = OpenApiRouter::new()
+        .routes(routes!(lookup_inventory))
+        .layer(DefaultBodyLimit::max(BATCH_BODY_LIMIT));
     OpenApiRouter::new()
+        .merge(lookup)
         .routes(routes!(adjust_inventory))
         .routes(routes!(set_thresholds))
         .routes(routes!(list_low_stock))
-        .routes(routes!(lookup_inventory))
         .routes(routes!(check_consistency))
 }
 
@@ -53,7 +57,10 @@ pub struct AdjustRequest {
 impl FromJsonObject for Adjustment {
     fn read(o: &mut ObjectReader<'_, '_>) -> Option<Self> {
         let adjustment_type = o.text("adjustment_type", AdjustmentType::parse);
-        let quantity = o.integer("quantity", Ok);
+        // The range every type accepts; whether 0 is allowed depends on the type (below).
+        let quantity = o.integer("quantity", |q| {
+            Adjustment::check_quantity(AdjustmentType::Set, q)
+        });
         let reason = o.text("reason", Note::parse);
         let reference = o.optional_text("reference", Note::parse);
         let (adjustment_type, quantity) = (adjustment_type?, quantity?);
@@ -91,7 +98,7 @@ pub enum AdjustErrors {
         example = json!({"code": 409, "error_code": "INSUFFICIENT_INVENTORY", "message": "not enough available inventory",
             "detail": {"requested": 7, "available": 5}, "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     Insufficient(ErrorBody),
-    #[response(status = 413, description = "body larger than 64 KiB",
+    #[response(status = 413, description = "body larger than the limit",
         example = json!({"code": 413, "error_code": "PAYLOAD_TOO_LARGE", "message": "request body too large", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     TooLarge(ErrorBody),
     #[response(status = 415, description = "body is not application/json",
@@ -296,8 +303,12 @@ impl FromJsonObject for InventoryLookup {
                     )
                 })
             }
-            _ => {
-                o.fail("body", "must have either ids or keys");
+            (both, _) => {
+                // Read whatever was sent, so that only this one problem is reported.
+                if both {
+                    let _ = (o.array("ids"), o.array("keys"));
+                }
+                o.fail("body", "must have exactly one of ids and keys");
                 None
             }
         }
