@@ -16,4 +16,5 @@ mod outage;
 mod protected;
 mod rbac;
 mod sales;
+mod stock;
 mod tls;
