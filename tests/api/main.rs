@@ -15,6 +15,7 @@ mod inventory;
 mod outage;
 mod protected;
 mod rbac;
+mod reservations;
 mod sales;
 mod stock;
 mod tls;
