@@ -12,6 +12,7 @@ mod binary;
 mod expiry;
 mod http;
 mod inventory;
+mod ledger;
 mod outage;
 mod protected;
 mod rbac;
