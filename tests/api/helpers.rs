@@ -291,6 +291,26 @@ impl TestApp {
         assert_eq!(changed, 1, "reservation {id} exists");
     }
 
+    /// Runs `sql` with `id` bound to its one `?`, straight in the database, and returns how many
+    /// rows it changed: for tests that must break the books behind the service's back (the
+    /// consistency check has to find what the API never does).
+    pub async fn execute_raw(&self, sql: &str, id: i64) -> u64 {
+        use sqlx::Connection;
+        if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(id).execute(&mut conn).await;
+            done.expect("the statement runs").rows_affected()
+        } else {
+            let mut conn = sqlx::MySqlConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(id).execute(&mut conn).await;
+            done.expect("the statement runs").rows_affected()
+        }
+    }
+
     /// Runs the consistency check (as the admin) and insists that every row is consistent:
     /// nothing oversold, `reserved` what active reservations hold, a ledger that adds up.
     /// Returns how many rows were checked.

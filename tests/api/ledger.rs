@@ -29,6 +29,7 @@ backend_tests!(
     the_ledger_has_no_write_endpoints,
     simultaneous_changes_of_one_row_leave_a_ledger_that_adds_up,
     simultaneous_writes_are_each_recorded_under_their_own_request_and_operator,
+    an_entry_names_the_request_id_the_server_made_when_the_client_sent_none,
 );
 
 // ---- Helpers --------------------------------------------------------------------------------
@@ -582,6 +583,19 @@ async fn a_deleted_rows_history_stays_readable_to_admins_only(app: TestApp) {
         )
         .await;
     assert_eq!(found["meta"]["total"], 3);
+
+    // The key again is a new row with a history of its own; the old one stays.
+    let again = app
+        .post_ok(INVENTORY, &inventory_body(json!({"inventory": 2})))
+        .await;
+    assert_ne!(id_of(&again), id, "ids are never reused");
+    assert_eq!(again["version"], 1);
+    let fresh = app.history(id_of(&again)).await;
+    assert_eq!(fresh.len(), 1, "{fresh:?}");
+    assert_eq!(fresh[0]["type"], "create");
+    assert_eq!(fresh[0]["inventory_before"], 0);
+    assert_eq!(app.history(id).await, history);
+    app.assert_books_balance().await;
 }
 
 // ---- The search over every row --------------------------------------------------------------------
@@ -973,38 +987,40 @@ async fn simultaneous_changes_of_one_row_leave_a_ledger_that_adds_up(app: TestAp
     let app = Arc::new(app);
     // Everything at once: releases of those, new reservations, upserts of the units on hand
     // (always above what can be reserved), increases and decreases by hand.
-    let mut tasks = Vec::new();
-    let mut spawn = |method: Method, uri: String, body: Option<Value>| {
-        let app = app.clone();
-        tasks.push(tokio::spawn(async move {
-            let response = app.request(method.clone(), &uri, body.as_ref()).await;
-            (format!("{method} {uri}"), response)
-        }));
-    };
+    let mut requests: Vec<(Method, String, Option<Value>)> = Vec::new();
     for reservation in &earlier {
-        spawn(
+        requests.push((
             Method::DELETE,
             format!("/api/v1/reservations/{reservation}"),
             None,
-        );
+        ));
     }
     for i in 0..20 {
-        spawn(Method::POST, "/api/v1/reservations".into(), Some(one()));
+        requests.push((Method::POST, "/api/v1/reservations".into(), Some(one())));
         if i < 10 {
-            spawn(
+            requests.push((
                 Method::POST,
                 INVENTORY.into(),
                 Some(inventory_body(json!({"inventory": 100 + i}))),
-            );
+            ));
             let kind = if i % 2 == 0 { "increase" } else { "decrease" };
-            spawn(
+            requests.push((
                 Method::POST,
                 format!("{INVENTORY}/{id}/adjust"),
                 Some(json!({"adjustment_type": kind, "quantity": 1, "reason": "count"})),
-            );
+            ));
         }
     }
-    drop(spawn);
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|(method, uri, body)| {
+            let app = app.clone();
+            tokio::spawn(async move {
+                let response = app.request(method.clone(), &uri, body.as_ref()).await;
+                (format!("{method} {uri}"), response)
+            })
+        })
+        .collect();
     for task in tasks {
         let (request, response) = task.await.unwrap();
         assert!(
@@ -1081,4 +1097,19 @@ async fn simultaneous_writes_are_each_recorded_under_their_own_request_and_opera
         assert_eq!(entry["request_id"], request.as_str(), "{entry}");
         assert_eq!(entry["type"], "create", "{entry}");
     }
+}
+
+async fn an_entry_names_the_request_id_the_server_made_when_the_client_sent_none(app: TestApp) {
+    let body = inventory_body(json!({"inventory": 4})).to_string();
+    let request = axum::http::Request::post(INVENTORY)
+        .header("content-type", "application/json")
+        .header("authorization", format!("Bearer {}", app.admin_token))
+        .body(body.into())
+        .unwrap();
+    let response = app.send_exact(request).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    let made = request_id_of(&response);
+    assert!(!made.is_empty());
+    let history = app.history(id_of(&response.json["data"])).await;
+    assert_eq!(history[0]["request_id"], made.as_str());
 }

@@ -119,6 +119,10 @@ fn assert_holds_for(reservation: &Value, minutes: i64) {
     );
 }
 
+/// A table row of bodies to check: a label, changes to a valid body, and the problems as
+/// `(index, field)` (none: accepted).
+type Case = (&'static str, Value, Vec<(Option<u64>, &'static str)>);
+
 // ---- Creating ---------------------------------------------------------------------------------
 
 async fn a_reservation_holds_its_units_and_answers_201_with_its_location(app: TestApp) {
@@ -288,7 +292,7 @@ async fn reservation_fields_are_checked_at_their_boundaries(app: TestApp) {
     let one = |quantity: Value| json!([{"seller_sku": "SKU0000000001", "quantity": quantity}]);
 
     // (label, changes to a valid body, problems as (index, field); none: 201)
-    let cases: Vec<(&str, Value, Vec<(Option<u64>, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("the example", json!({}), vec![]),
         ("100 items", json!({"items": hundred}), vec![]),
         (

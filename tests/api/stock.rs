@@ -42,6 +42,7 @@ backend_tests!(
     the_consistency_check_is_for_admins_only,
     healthy_books_are_reported_consistent_for_everyone_or_one_seller,
     an_oversold_row_is_reported_with_its_numbers,
+    reserved_and_ledger_mismatches_are_reported_with_their_numbers,
 );
 
 // ---- Helpers --------------------------------------------------------------------------------
@@ -98,6 +99,19 @@ fn sorted_fields(response: &TestResponse) -> Vec<String> {
     fields.sort();
     fields
 }
+
+/// A table row of bodies to check: a label, the body, and the problems as `(index, field)`.
+type Case = (&'static str, Value, Vec<(Option<u64>, &'static str)>);
+
+/// A request to make: a label, method, URI, body, bearer token and the status expected.
+type Attempt<'a> = (
+    &'a str,
+    Method,
+    String,
+    &'a Value,
+    Option<&'a str>,
+    StatusCode,
+);
 
 // ---- The numbers of a row -------------------------------------------------------------------
 
@@ -741,7 +755,7 @@ async fn adjusting_or_setting_thresholds_of_an_unknown_or_foreign_row_is_not_fou
         .await;
     let thresholds = json!({"warning_threshold": 5, "critical_threshold": 1});
     let adjust_body = adjustment("decrease", 1);
-    let cases: Vec<(&str, Method, String, &Value, Option<&str>, StatusCode)> = vec![
+    let cases: Vec<Attempt> = vec![
         (
             "a seller adjusts another seller's row",
             Method::POST,
@@ -1277,7 +1291,7 @@ async fn lookup_bodies_are_checked_and_bad_entries_named_by_index(app: TestApp) 
         "seller_sku": "SKU0000000001"});
     let many: Vec<i64> = (1..=1001).collect();
     // (label, body, [(index, field)] expected among the problems)
-    let cases: Vec<(&str, Value, Vec<(Option<u64>, &str)>)> = vec![
+    let cases: Vec<Case> = vec![
         ("neither ids nor keys", json!({}), vec![]),
         (
             "both ids and keys",
@@ -1516,4 +1530,64 @@ async fn an_oversold_row_is_reported_with_its_numbers(app: TestApp) {
     // Stock back above what is reserved: the books balance again.
     stock(&app, "SKU0000000002", 6).await;
     app.assert_books_balance().await;
+}
+
+async fn reserved_and_ledger_mismatches_are_reported_with_their_numbers(app: TestApp) {
+    let healthy = stock(&app, "SKU0000000001", 10).await;
+    let held = stock(&app, "SKU0000000002", 10).await;
+    hold(&app, "SKU0000000002", 3).await;
+    let counted = stock(&app, "SKU0000000003", 10).await;
+    let chained = stock(&app, "SKU0000000004", 10).await;
+    for quantity in [5, 1] {
+        let response = adjust(&app, id_of(&chained), &adjustment("increase", quantity)).await;
+        assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    }
+    let entries = app.history(id_of(&chained)).await;
+    let _ = healthy;
+
+    // Behind the service's back: two units reserved that no reservation holds, four units on
+    // hand that no entry explains, and an entry that claims one unit more than it moved.
+    let changed = app
+        .execute_raw(
+            "UPDATE inventory SET reserved = reserved + 2 WHERE id = ?",
+            id_of(&held),
+        )
+        .await;
+    assert_eq!(changed, 1);
+    app.execute_raw(
+        "UPDATE inventory SET inventory = inventory + 4 WHERE id = ?",
+        id_of(&counted),
+    )
+    .await;
+    app.execute_raw(
+        "UPDATE inventory_ledger SET quantity_change = quantity_change + 1, \
+         inventory_after = inventory_after + 1 WHERE id = ?",
+        id_of(&entries[1]),
+    )
+    .await;
+
+    let problem = |row: &Value, issue: &str, field: &str, expected: i64, actual: i64| {
+        json!({"inventory_id": id_of(row), "seller_id": SELLER_A,
+            "seller_sku": row["seller_sku"], "issue": issue, "field": field,
+            "expected": expected, "actual": actual})
+    };
+    let mut broken_entry = problem(&chained, "ledger_mismatch", "ledger_entry", 16, 15);
+    broken_entry["entry_id"] = json!(id_of(&entries[2]));
+    let mut expected = vec![
+        problem(&held, "reserved_mismatch", "reserved", 3, 5),
+        problem(&held, "ledger_mismatch", "reserved", 3, 5),
+        problem(&counted, "ledger_mismatch", "inventory", 10, 14),
+        problem(&chained, "ledger_mismatch", "inventory", 17, 16),
+        broken_entry,
+    ];
+    let response = app.request(Method::POST, CHECK, None).await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    let report = &response.json["data"];
+    assert_eq!(report["checked"], 4, "{report}");
+    assert_eq!(report["inconsistent"], 3, "rows with a problem: {report}");
+    let mut details = report["details"].as_array().unwrap().clone();
+    let key = |v: &Value| v.to_string();
+    details.sort_by_key(key);
+    expected.sort_by_key(key);
+    assert_eq!(details, expected, "{report}");
 }
