@@ -38,6 +38,7 @@ backend_tests!(
     a_lookup_by_keys_answers_in_input_order_with_null_for_missing_rows,
     a_seller_looks_up_only_their_own_rows,
     lookup_bodies_are_checked_and_bad_entries_named_by_index,
+    a_lookup_with_both_or_neither_of_ids_and_keys_says_so_in_one_problem,
     a_lookup_takes_up_to_a_thousand_ids_or_keys,
     the_consistency_check_is_for_admins_only,
     healthy_books_are_reported_consistent_for_everyone_or_one_seller,
@@ -1350,6 +1351,33 @@ async fn lookup_bodies_are_checked_and_bad_entries_named_by_index(app: TestApp) 
                 .collect();
             assert_eq!(found, expected, "{label}: {}", response.text);
         }
+    }
+}
+
+async fn a_lookup_with_both_or_neither_of_ids_and_keys_says_so_in_one_problem(app: TestApp) {
+    let key = json!({"seller_id": SELLER_A, "market_place_id": "US",
+        "seller_sku": "SKU0000000001"});
+    for (label, body) in [
+        ("both", json!({"ids": [1], "keys": [key]})),
+        ("neither", json!({})),
+    ] {
+        let response = app.post(LOOKUP, &body).await;
+        assert_error(
+            &response,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "VALIDATION_FAILED",
+        );
+        // `ids` and `keys` are the endpoint's own fields: the one problem is the choice.
+        let problems = field_errors(&response);
+        assert!(
+            !problems
+                .iter()
+                .any(|(field, message)| ["ids", "keys"].contains(&field.as_str())
+                    && message == "is not a known field"),
+            "{label}: ids and keys are known fields: {}",
+            response.text
+        );
+        assert_eq!(problems.len(), 1, "{label}: {}", response.text);
     }
 }
 
