@@ -33,6 +33,7 @@ backend_tests!(
     an_upsert_below_the_reserved_units_oversells_the_row_and_further_reservations_fail,
     a_commit_on_an_oversold_row_that_lacks_units_is_refused_and_changes_nothing,
     simultaneous_reservations_never_hold_more_than_is_available,
+    reservations_and_new_rows_at_once_never_fail_with_a_server_error,
 );
 
 // ---- Helpers --------------------------------------------------------------------------------
@@ -1238,5 +1239,60 @@ async fn simultaneous_reservations_never_hold_more_than_is_available(app: TestAp
     // 13 committed, 12 released.
     assert_eq!(numbers(&app, id_of(&a)).await, (22, 0, 22));
     assert_eq!(numbers(&app, id_of(&b)).await, (12, 0, 12));
+    app.assert_books_balance().await;
+}
+
+async fn reservations_and_new_rows_at_once_never_fail_with_a_server_error(app: TestApp) {
+    // Even SKUs exist; odd ones are created while reservations ask for them (and for their
+    // neighbours), so reads that lock keys and inserts of new keys meet in one index range.
+    let existing: Vec<Value> = (0..20)
+        .map(|i| {
+            inventory_body(json!({"seller_sku": format!("SKU{:010}", 2 * i), "inventory": 100}))
+        })
+        .collect();
+    app.post_ok("/api/v1/inventory/batch", &json!({"items": existing}))
+        .await;
+    let app = Arc::new(app);
+    let post = |uri: &'static str, body: Value| {
+        let app = app.clone();
+        tokio::spawn(async move { app.post(uri, &body).await })
+    };
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let sku = |n: usize| format!("SKU{n:010}");
+        let wanted = [
+            (sku(2 * i), 1),
+            (sku(2 * i + 1), 1),
+            (sku((2 * i + 2) % 40), 1),
+        ];
+        let wanted: Vec<(&str, i64)> = wanted.iter().map(|(s, q)| (s.as_str(), *q)).collect();
+        let cart =
+            reservation_body(json!({"reference_id": format!("cart:{i}"), "items": items(&wanted)}));
+        tasks.push(post(RESERVATIONS, cart));
+        let new_row = json!({"seller_sku": sku(2 * i + 1), "inventory": 100});
+        tasks.push(post(INVENTORY, inventory_body(new_row)));
+        let recount = json!({"seller_sku": sku(2 * i), "inventory": 90});
+        tasks.push(post(INVENTORY, inventory_body(recount)));
+    }
+    let mut created = 0;
+    for task in tasks {
+        let response = task.await.unwrap();
+        match response.status {
+            StatusCode::OK => {}
+            StatusCode::CREATED => created += 1,
+            StatusCode::NOT_FOUND => {
+                assert_eq!(
+                    response.json["error_code"], "SKU_NOT_FOUND",
+                    "{}",
+                    response.text
+                );
+            }
+            other => panic!("{other}: {}", response.text),
+        }
+    }
+    let active = app
+        .ok(Method::GET, &format!("{RESERVATIONS}?status=active"), None)
+        .await;
+    assert_eq!(active["meta"]["total"], created);
     app.assert_books_balance().await;
 }
