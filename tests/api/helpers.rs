@@ -703,3 +703,14 @@ pub fn indexed_fields(response: &TestResponse) -> Vec<(Option<u64>, String)> {
         })
         .unwrap_or_default()
 }
+
+/// `assert_error` for one row of a table of cases: every message starts with `label`.
+pub fn assert_error_in(label: &str, response: &TestResponse, status: StatusCode, error_code: &str) {
+    assert_eq!(response.status, status, "{label}: {}", response.text);
+    assert_eq!(
+        response.json["error_code"], error_code,
+        "{label}: {}",
+        response.text
+    );
+    assert_error_envelope(response, status);
+}

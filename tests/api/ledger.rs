@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{
-    assert_error, field_errors, id_of, inventory_body, request_id_of, reservation_body, TestApp,
-    TestResponse,
+    assert_error, assert_error_in, field_errors, id_of, inventory_body, request_id_of,
+    reservation_body, TestApp, TestResponse,
 };
 
 const INVENTORY: &str = "/api/v1/inventory";
@@ -494,7 +494,8 @@ async fn a_rows_history_is_newest_first_and_filters_by_type_and_time(app: TestAp
     ];
     for (label, query, field) in bad {
         let response = app.get(&format!("{uri}{query}")).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -841,7 +842,8 @@ async fn the_ledger_search_filters_by_every_field_within_the_callers_sellers(app
     ];
     for (label, query, fields) in bad {
         let response = app.get(&format!("{LEDGER}{query}")).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -957,7 +959,8 @@ async fn the_ledger_has_no_write_endpoints(app: TestApp) {
             "{method} {uri}: {}",
             response.text
         );
-        assert_error(
+        assert_error_in(
+            &format!("{method} {uri}"),
             &response,
             response.status,
             if response.status == StatusCode::NOT_FOUND {

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{
-    assert_error, id_of, indexed_fields, inventory_body, reservation_body, TestApp, TestResponse,
+    assert_error, assert_error_in, id_of, indexed_fields, inventory_body, reservation_body,
+    TestApp, TestResponse,
 };
 
 const RESERVATIONS: &str = "/api/v1/reservations";
@@ -482,7 +483,8 @@ async fn reservation_fields_are_checked_at_their_boundaries(app: TestApp) {
             );
             continue;
         }
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -722,7 +724,12 @@ async fn reservations_are_read_and_listed_by_filters_within_the_callers_sellers(
                 Some(caller.as_str()),
             )
             .await;
-        assert_error(&response, StatusCode::NOT_FOUND, "RESERVATION_NOT_FOUND");
+        assert_error_in(
+            label,
+            &response,
+            StatusCode::NOT_FOUND,
+            "RESERVATION_NOT_FOUND",
+        );
         assert!(
             !response.text.contains(SELLER_B),
             "{label}: {}",
@@ -747,7 +754,8 @@ async fn reservations_are_read_and_listed_by_filters_within_the_callers_sellers(
         ("page 0", "?page=0", "page"),
     ] {
         let response = app.get(&format!("{RESERVATIONS}{query}")).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -812,15 +820,28 @@ async fn a_release_frees_the_units_once_and_only_an_active_reservation_is_releas
         ("release again", release(&app, id).await),
         ("commit after release", commit(&app, id, "order:1").await),
     ] {
-        assert_error(&response, StatusCode::CONFLICT, "RESERVATION_NOT_ACTIVE");
+        assert_error_in(
+            label,
+            &response,
+            StatusCode::CONFLICT,
+            "RESERVATION_NOT_ACTIVE",
+        );
         assert_eq!(reservation(&app, id).await, *data, "{label}: unchanged");
     }
     assert_eq!(numbers(&app, id_of(&a)).await, (10, 0, 10));
-    for response in [
-        release(&app, 999999).await,
-        commit(&app, 999999, "order:1").await,
+    for (label, response) in [
+        ("release an unknown id", release(&app, 999999).await),
+        (
+            "commit an unknown id",
+            commit(&app, 999999, "order:1").await,
+        ),
     ] {
-        assert_error(&response, StatusCode::NOT_FOUND, "RESERVATION_NOT_FOUND");
+        assert_error_in(
+            label,
+            &response,
+            StatusCode::NOT_FOUND,
+            "RESERVATION_NOT_FOUND",
+        );
     }
     app.assert_books_balance().await;
 }
@@ -867,7 +888,8 @@ async fn a_commit_takes_the_units_off_the_shelf_and_records_the_order(app: TestA
         let response = app
             .post(&format!("{RESERVATIONS}/{id}/commit"), &body)
             .await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -895,7 +917,12 @@ async fn a_commit_takes_the_units_off_the_shelf_and_records_the_order(app: TestA
         ("commit again", commit(&app, id, "order:2026-11-0042").await),
         ("release after commit", release(&app, id).await),
     ] {
-        assert_error(&response, StatusCode::CONFLICT, "RESERVATION_NOT_ACTIVE");
+        assert_error_in(
+            label,
+            &response,
+            StatusCode::CONFLICT,
+            "RESERVATION_NOT_ACTIVE",
+        );
         assert_eq!(reservation(&app, id).await, *data, "{label}: unchanged");
     }
     assert_eq!(numbers(&app, id_of(&a)).await, (7, 0, 7));
@@ -1019,7 +1046,8 @@ async fn releasing_a_cart_releases_every_active_reservation_of_it(app: TestApp) 
         ),
     ] {
         let response = app.post(&format!("{RESERVATIONS}/release"), &body).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",

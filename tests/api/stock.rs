@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use crate::backend_tests;
 use crate::helpers::{
-    assert_error, field_errors, id_of, indexed_fields, inventory_body, request_id_of,
-    reservation_body, TestApp, TestResponse,
+    assert_error, assert_error_in, field_errors, id_of, indexed_fields, inventory_body,
+    request_id_of, reservation_body, TestApp, TestResponse,
 };
 
 const INVENTORY: &str = "/api/v1/inventory";
@@ -478,7 +478,12 @@ async fn an_adjustment_below_the_reserved_units_is_refused_and_changes_nothing(a
     ];
     for (label, kind, quantity, available) in cases {
         let response = adjust(&app, id, &adjustment(kind, quantity)).await;
-        assert_error(&response, StatusCode::CONFLICT, "INSUFFICIENT_INVENTORY");
+        assert_error_in(
+            label,
+            &response,
+            StatusCode::CONFLICT,
+            "INSUFFICIENT_INVENTORY",
+        );
         assert_eq!(
             response.json["detail"],
             json!({"requested": quantity, "available": available}),
@@ -511,7 +516,8 @@ async fn an_increase_past_2147483647_is_invalid_quantity_and_changes_nothing(app
     let id = id_of(&row);
     for quantity in [8, 2147483647] {
         let response = adjust(&app, id, &adjustment("increase", quantity)).await;
-        assert_error(
+        assert_error_in(
+            &format!("increase {quantity}"),
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "INVALID_QUANTITY",
@@ -678,7 +684,8 @@ async fn adjustment_fields_are_checked_at_their_boundaries(app: TestApp) {
                 accepted += 1;
             }
             Some(field) => {
-                assert_error(
+                assert_error_in(
+                    label,
                     &response,
                     StatusCode::UNPROCESSABLE_ENTITY,
                     "VALIDATION_FAILED",
@@ -731,7 +738,8 @@ async fn every_problem_of_an_adjustment_is_listed_at_once(app: TestApp) {
     ];
     for (label, body, fields) in cases {
         let response = adjust(&app, id, &body).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -814,7 +822,7 @@ async fn adjusting_or_setting_thresholds_of_an_unknown_or_foreign_row_is_not_fou
             "VALIDATION_FAILED"
         };
         assert_eq!(response.status, status, "{label}: {}", response.text);
-        assert_error(&response, status, code);
+        assert_error_in(label, &response, status, code);
     }
     assert_eq!(app.row(id_of(&foreign)).await, foreign, "untouched");
     assert_eq!(app.history(id_of(&foreign)).await.len(), 1);
@@ -964,7 +972,8 @@ async fn threshold_fields_are_checked_at_their_boundaries(app: TestApp) {
                 response.text
             );
         } else {
-            assert_error(
+            assert_error_in(
+                label,
                 &response,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "VALIDATION_FAILED",
@@ -1180,7 +1189,8 @@ async fn low_stock_filters_by_seller_and_marketplace_and_keeps_sellers_to_their_
     ];
     for (label, query, fields) in bad {
         let response = app.get(&format!("{LOW_STOCK}{query}")).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -1337,7 +1347,8 @@ async fn lookup_bodies_are_checked_and_bad_entries_named_by_index(app: TestApp) 
     ];
     for (label, body, expected) in cases {
         let response = app.post(LOOKUP, &body).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -1362,7 +1373,8 @@ async fn a_lookup_with_both_or_neither_of_ids_and_keys_says_so_in_one_problem(ap
         ("neither", json!({})),
     ] {
         let response = app.post(LOOKUP, &body).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
@@ -1423,7 +1435,12 @@ async fn the_consistency_check_is_for_admins_only(app: TestApp) {
         let response = app
             .request_as(Method::POST, CHECK, body.as_ref(), Some(&token))
             .await;
-        assert_error(&response, StatusCode::FORBIDDEN, "FORBIDDEN");
+        assert_error_in(
+            &format!("body {body:?}"),
+            &response,
+            StatusCode::FORBIDDEN,
+            "FORBIDDEN",
+        );
     }
     let anonymous = app.request_as(Method::POST, CHECK, None, None).await;
     assert_error(&anonymous, StatusCode::UNAUTHORIZED, "UNAUTHORIZED");
@@ -1490,7 +1507,8 @@ async fn healthy_books_are_reported_consistent_for_everyone_or_one_seller(app: T
         ("an unknown field", json!({"seller": SELLER_A}), "seller"),
     ] {
         let response = app.post(CHECK, &body).await;
-        assert_error(
+        assert_error_in(
+            label,
             &response,
             StatusCode::UNPROCESSABLE_ENTITY,
             "VALIDATION_FAILED",
