@@ -291,6 +291,26 @@ impl TestApp {
         assert_eq!(changed, 1, "reservation {id} exists");
     }
 
+    /// Runs `sql` with `id` bound to its one `?`, straight in the database, and returns how many
+    /// rows it changed: for tests that must break the books behind the service's back (the
+    /// consistency check has to find what the API never does).
+    pub async fn execute_raw(&self, sql: &str, id: i64) -> u64 {
+        use sqlx::Connection;
+        if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(id).execute(&mut conn).await;
+            done.expect("the statement runs").rows_affected()
+        } else {
+            let mut conn = sqlx::MySqlConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(id).execute(&mut conn).await;
+            done.expect("the statement runs").rows_affected()
+        }
+    }
+
     /// Runs the consistency check (as the admin) and insists that every row is consistent:
     /// nothing oversold, `reserved` what active reservations hold, a ledger that adds up.
     /// Returns how many rows were checked.
@@ -482,6 +502,51 @@ impl TestApp {
         );
         response.json["data"].clone()
     }
+
+    /// `method uri` as the admin with `body`, insisting on 200; returns `data`.
+    pub async fn ok(&self, method: Method, uri: &str, body: Option<&Value>) -> Value {
+        let response = self.request(method.clone(), uri, body).await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{method} {uri}: {}",
+            response.text
+        );
+        response.json["data"].clone()
+    }
+
+    /// The inventory row with this id, as the admin reads it.
+    pub async fn row(&self, id: i64) -> Value {
+        self.ok(Method::GET, &format!("/api/v1/inventory/{id}"), None)
+            .await
+    }
+
+    /// Creates a reservation as the admin, insisting on 201; returns `data`.
+    pub async fn reserve_ok(&self, body: &Value) -> Value {
+        let response = self.post("/api/v1/reservations", body).await;
+        assert_eq!(
+            response.status,
+            StatusCode::CREATED,
+            "POST /api/v1/reservations {body}: {}",
+            response.text
+        );
+        response.json["data"].clone()
+    }
+
+    /// Every ledger entry of row `id` (deleted or not), oldest first, as the admin reads them.
+    pub async fn history(&self, id: i64) -> Vec<Value> {
+        let data = self
+            .ok(
+                Method::GET,
+                &format!("/api/v1/inventory/{id}/transactions?size=100"),
+                None,
+            )
+            .await;
+        assert_eq!(data["meta"]["pages"].as_u64(), Some(1), "one page: {data}");
+        let mut entries = data["items"].as_array().expect("items").clone();
+        entries.reverse();
+        entries
+    }
 }
 
 /// Percent-encodes a form value.
@@ -523,6 +588,36 @@ pub fn inventory_body(changes: Value) -> Value {
         }),
         changes,
     )
+}
+
+/// A valid reservation body (a cart of 2 units of SKU0000000001 of A1SELLER0001 in US), with
+/// `changes` merged over it.
+pub fn reservation_body(changes: Value) -> Value {
+    merge(
+        serde_json::json!({
+            "seller_id": "A1SELLER0001",
+            "market_place_id": "US",
+            "reservation_type": "cart",
+            "reference_id": "cart:0001",
+            "items": [{"seller_sku": "SKU0000000001", "quantity": 2}]
+        }),
+        changes,
+    )
+}
+
+/// The id of a record in a response.
+pub fn id_of(record: &Value) -> i64 {
+    record["id"]
+        .as_i64()
+        .unwrap_or_else(|| panic!("an id in {record}"))
+}
+
+/// The `X-Request-ID` a response carries.
+pub fn request_id_of(response: &TestResponse) -> String {
+    response.headers["x-request-id"]
+        .to_str()
+        .expect("an ASCII request id")
+        .to_owned()
 }
 
 /// `base` with the fields of `changes` set over it; a `null`-valued key of the form
@@ -582,4 +677,40 @@ pub fn assert_error_envelope(response: &TestResponse, status: StatusCode) {
         "{}",
         response.text
     );
+}
+
+/// Asserts the error envelope of `status` (see `assert_error_envelope`) and its `error_code`.
+pub fn assert_error(response: &TestResponse, status: StatusCode, error_code: &str) {
+    assert_error_envelope(response, status);
+    assert_eq!(response.json["error_code"], error_code, "{}", response.text);
+}
+
+/// The `detail` entries of a 422 body as (index, field) pairs, the index `None` where the
+/// entry has none, in the order the body lists them.
+pub fn indexed_fields(response: &TestResponse) -> Vec<(Option<u64>, String)> {
+    response.json["detail"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    (
+                        e["index"].as_u64(),
+                        e["field"].as_str().unwrap_or("").to_owned(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `assert_error` for one row of a table of cases: every message starts with `label`.
+pub fn assert_error_in(label: &str, response: &TestResponse, status: StatusCode, error_code: &str) {
+    assert_eq!(response.status, status, "{label}: {}", response.text);
+    assert_eq!(
+        response.json["error_code"], error_code,
+        "{label}: {}",
+        response.text
+    );
+    assert_error_envelope(response, status);
 }
