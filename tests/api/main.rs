@@ -9,6 +9,7 @@ mod raw_http;
 mod auth;
 mod batch;
 mod binary;
+mod contention;
 mod expiry;
 mod http;
 mod inventory;
