@@ -16,7 +16,7 @@ const ER_LOCK_DEADLOCK: u16 = 1213;
 
 /// InnoDB may pick concurrent writers of one key as deadlock victims; an operation passed to
 /// `retry_on_deadlock` is safe to repeat, so it is, this many times in all.
-const DEADLOCK_ATTEMPTS: u32 = 5;
+const DEADLOCK_ATTEMPTS: u32 = 8;
 
 /// The server's error number (`1213`), when `e` comes from MySQL or MariaDB.
 fn number(e: &dyn DatabaseError) -> Option<u16> {
@@ -44,7 +44,11 @@ where
     loop {
         match attempt().await {
             Err(e) if is_deadlock(&e) && tries < DEADLOCK_ATTEMPTS => {
-                tokio::time::sleep(Duration::from_millis(2 << tries)).await;
+                // A growing pause with jitter, so that victims of one deadlock do not meet
+                // again in step: 2–4 ms, 4–8 ms, ... up to 256 ms.
+                let base = 1u64 << tries.min(8);
+                let pause = base + rand::random::<u64>() % base;
+                tokio::time::sleep(Duration::from_millis(pause)).await;
                 tries += 1;
             }
             result => return result,

@@ -19,8 +19,7 @@ use crate::domain::{
     Scope, SellerId, ShortItem, StockError, Timestamp,
 };
 use crate::store::rows::{
-    InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, Text, INVENTORY_COLUMNS,
-    RESERVATION_COLUMNS,
+    InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, Text, RESERVATION_COLUMNS,
 };
 use crate::store::{Listed, StoreError};
 
@@ -78,23 +77,32 @@ where
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome<Reservation>, StoreError> {
+        // Find the rows' ids first, then lock them by id, in id order, as every other stock
+        // operation does: locking them through the key index would take them in SKU order,
+        // and two operations taking rows in different orders can wait on each other. A row
+        // deleted or created between the two reads is then simply absent or unseen: the
+        // reservation happened after the delete, or before the create.
         let sql = format!(
-            "SELECT {INVENTORY_COLUMNS} FROM inventory WHERE seller_id = ? \
-             AND market_place_id = ? AND seller_sku IN ({}) ORDER BY id{}",
+            "SELECT id FROM inventory WHERE seller_id = ? AND market_place_id = ? \
+             AND seller_sku IN ({})",
             marks(new.items.len()),
-            DB::LOCK_ROWS
         );
         let mut values = vec![
             Value::Text(new.seller_id.as_str()),
             Value::Text(new.market_place_id.as_str()),
         ];
         values.extend(new.items.iter().map(|i| Value::Text(i.seller_sku.as_str())));
-        let rows: Vec<InventoryRow> = bind(sqlx::query_as(&sql), &values)
+        let ids: Vec<(i64,)> = bind(sqlx::query_as(&sql), &values)
             .fetch_all(&mut *conn)
             .await?;
+        let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
+        let rows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            Self::lock_rows(conn, &ids).await?
+        };
         let mut rows: HashMap<_, Inventory> = rows
             .into_iter()
-            .map(Inventory::from)
             .map(|row| (row.seller_sku.clone(), row))
             .collect();
 
