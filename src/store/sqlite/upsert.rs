@@ -11,11 +11,12 @@
 //! which profiling showed was most of a batch's time (bench/RESULTS.md).
 //!
 //! Sales targets are one `INSERT … ON CONFLICT DO UPDATE`, atomic by itself. Inventory rows
-//! carry stock, a version and a ledger, so their upsert first reads the rows of the group's
-//! keys, works out each row with `InventoryInput::plan` (the same rule MySQL follows), then
-//! writes the new rows, the changed rows and their ledger entries in one more hand-off, in one
-//! transaction. When those upserts are the group's only write, their own statements begin and
-//! commit that transaction (`Transaction::Yours`): no hand-off is spent on `BEGIN`/`COMMIT`.
+//! carry stock, a version and a ledger: their upsert is one script (`UPSERT_INVENTORY`) that
+//! writes the ledger entries, the changed rows and the new rows, following the rule of
+//! `InventoryInput::plan` (which MySQL runs in Rust; here it is SQL, so that a group costs one
+//! hand-off, not a read, a plan and a write). When those upserts are the group's only write,
+//! the script begins and commits the transaction itself (`Transaction::Yours`): no hand-off is
+//! spent on `BEGIN`/`COMMIT`.
 
 use std::fmt::Write;
 
@@ -24,8 +25,7 @@ use sqlx::SqliteConnection;
 
 use super::time::{parse_stored_time, stored_time};
 use crate::domain::{
-    Actor, Asin, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Thresholds, Timestamp,
-    Units, UpsertWrite,
+    Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Thresholds, Timestamp,
 };
 use crate::store::StoreError;
 
@@ -45,48 +45,66 @@ const UPSERT_SALES_TARGETS: &str = "\
         ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
         AND t.market_place_id = j.value ->> 2 AND t.period = j.value ->> 3";
 
-/// The stored state of the rows whose keys are in `?1` (input rows, see `Encoded`), as
-/// `[position, id, parent_asin, child_asin, inventory, reserved, warning_threshold,
-/// critical_threshold, version, create_time, update_time]`.
-const READ_INVENTORY: &str = "\
-    SELECT json_group_array(json_array(j.key, t.id, t.parent_asin, t.child_asin, t.inventory, \
-        t.reserved, t.warning_threshold, t.critical_threshold, t.version, t.create_time, \
-        t.update_time)) \
-    FROM json_each(?1) AS j JOIN inventory AS t \
-        ON t.seller_id = j.value ->> 0 AND t.market_place_id = j.value ->> 4 \
-        AND t.seller_sku = j.value ->> 3";
-
-/// Writes the rows of `?1` at time `?2`: rows of `[seller_id, parent_asin, child_asin,
-/// seller_sku, market_place_id, inventory, position, id, version]`, where a row without an id
-/// (null) is inserted and a row with one updated to the version its plan gave it. Then appends
-/// the ledger entries of `?3`, rows of `[seller_id, parent_asin, child_asin, seller_sku,
-/// market_place_id, inventory, type, quantity_change, inventory_before, inventory_after,
-/// reserved, operator_id, request_id]`, each found by key. Reports `[position, id]` of each
-/// inserted row.
-const WRITE_INVENTORY: &str = "\
-    INSERT INTO inventory (seller_id, parent_asin, child_asin, seller_sku, market_place_id, \
-        inventory, reserved, version, create_time, update_time) \
-    SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, 0, 1, \
-        ?2, ?2 \
-    FROM json_each(?1) WHERE value ->> 7 IS NULL; \
-    UPDATE inventory SET parent_asin = j.value ->> 1, child_asin = j.value ->> 2, \
-        inventory = j.value ->> 5, version = j.value ->> 8, update_time = ?2 \
-    FROM json_each(?1) AS j WHERE inventory.id = j.value ->> 7; \
+/// Creates or updates every inventory row in `?1` at time `?2`, with their ledger entries, in
+/// one hand-off. `?1` holds rows of `[seller_id, parent_asin, child_asin, seller_sku,
+/// market_place_id, inventory, operator_id, request_id]` (the last two: whose request it is,
+/// for the ledger). The statements read them, with the time, once into the connection's
+/// temporary table `upserted` (extracting JSON values is the costly part; each statement then
+/// reads plain columns), and follow the rule of `InventoryInput::plan`:
+///
+/// 1. an `upsert` ledger entry for each existing row whose units on hand change (written first:
+///    it records the numbers before);
+/// 2. each existing row that changes (units or ASINs) is updated, its version one more;
+/// 3. each key without a row is inserted (version 1, nothing reserved);
+/// 4. a `create` entry for each row inserted here (a row without any entry yet: every other
+///    row has at least its `create` or opening entry);
+/// 5. reports `[position, id, reserved, warning_threshold, critical_threshold, version,
+///    create_time, update_time]` of each input row; the rest of the row is the input.
+///
+/// A row that already says exactly this is not touched: no entry, no version, no
+/// `update_time`. Only the first statement takes parameters: sqlx numbers the parameters of a
+/// statement that skips `?1` wrongly, so every later statement reads the temporary table.
+const UPSERT_INVENTORY: &str = "\
+    CREATE TEMP TABLE IF NOT EXISTS upserted (position INTEGER PRIMARY KEY, seller_id TEXT, \
+        parent_asin TEXT, child_asin TEXT, seller_sku TEXT, market_place_id TEXT, \
+        inventory INTEGER, operator_id INTEGER, request_id TEXT, at TEXT); \
+    INSERT INTO temp.upserted SELECT key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
+        value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2 FROM json_each(?1); \
     INSERT INTO inventory_ledger (inventory_id, seller_id, market_place_id, seller_sku, type, \
         quantity_change, reserved_change, inventory_before, inventory_after, reserved_before, \
         reserved_after, operator_id, request_id, create_time) \
-    SELECT t.id, t.seller_id, t.market_place_id, t.seller_sku, e.value ->> 6, e.value ->> 7, 0, \
-        e.value ->> 8, e.value ->> 9, e.value ->> 10, e.value ->> 10, e.value ->> 11, \
-        e.value ->> 12, ?2 \
-    FROM json_each(?3) AS e JOIN inventory AS t \
-        ON t.seller_id = e.value ->> 0 AND t.market_place_id = e.value ->> 4 \
-        AND t.seller_sku = e.value ->> 3 \
-    ORDER BY e.key; \
-    SELECT json_group_array(json_array(j.value ->> 6, t.id)) \
-    FROM json_each(?1) AS j JOIN inventory AS t \
-        ON t.seller_id = j.value ->> 0 AND t.market_place_id = j.value ->> 4 \
-        AND t.seller_sku = j.value ->> 3 \
-    WHERE j.value ->> 7 IS NULL";
+    SELECT t.id, t.seller_id, t.market_place_id, t.seller_sku, 'upsert', \
+        u.inventory - t.inventory, 0, t.inventory, u.inventory, t.reserved, t.reserved, \
+        u.operator_id, u.request_id, u.at \
+    FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
+        AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku \
+    WHERE t.inventory <> u.inventory ORDER BY u.position; \
+    UPDATE inventory AS t SET parent_asin = u.parent_asin, child_asin = u.child_asin, \
+        inventory = u.inventory, version = t.version + 1, update_time = u.at \
+    FROM temp.upserted AS u WHERE t.seller_id = u.seller_id \
+        AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku \
+        AND (t.inventory <> u.inventory OR t.parent_asin <> u.parent_asin \
+            OR t.child_asin <> u.child_asin); \
+    INSERT INTO inventory (seller_id, parent_asin, child_asin, seller_sku, market_place_id, \
+        inventory, reserved, version, create_time, update_time) \
+    SELECT seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, 0, 1, \
+        at, at FROM temp.upserted WHERE true \
+    ON CONFLICT (seller_id, market_place_id, seller_sku) DO NOTHING; \
+    INSERT INTO inventory_ledger (inventory_id, seller_id, market_place_id, seller_sku, type, \
+        quantity_change, reserved_change, inventory_before, inventory_after, reserved_before, \
+        reserved_after, operator_id, request_id, create_time) \
+    SELECT t.id, t.seller_id, t.market_place_id, t.seller_sku, 'create', t.inventory, 0, 0, \
+        t.inventory, 0, 0, u.operator_id, u.request_id, u.at \
+    FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
+        AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku \
+    WHERE t.version = 1 AND t.create_time = u.at \
+        AND NOT EXISTS (SELECT 1 FROM inventory_ledger AS l WHERE l.inventory_id = t.id) \
+    ORDER BY u.position; \
+    SELECT json_group_array(json_array(u.position, t.id, t.reserved, t.warning_threshold, \
+        t.critical_threshold, t.version, t.create_time, t.update_time)) \
+    FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
+        AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku; \
+    DELETE FROM temp.upserted";
 
 /// Who opens and closes the transaction an upsert writes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,14 +273,11 @@ impl Upsert for SalesTargetInput {
     }
 }
 
-/// A stored row as `READ_INVENTORY` reports it.
+/// A row as `UPSERT_INVENTORY` reports it.
 #[derive(Deserialize)]
-struct StoredInventory<'a>(
+struct Written<'a>(
     usize,
     i64,
-    &'a str,
-    &'a str,
-    i32,
     i64,
     Option<i32>,
     Option<i32>,
@@ -299,93 +314,58 @@ impl Upsert for InventoryInput {
     ) -> Result<Vec<Inventory>, StoreError> {
         let yours = tx == Transaction::Yours;
         let now_text = stored_time(now);
-        let keys = json_array(rows.iter().map(|(row, _)| *row), |_, _| {});
-        let found: String = first(
-            sqlx::query_scalar(&in_transaction(READ_INVENTORY, yours, false))
-                .bind(keys)
-                .fetch_all(&mut *conn)
-                .await?,
-        )?;
-        let found: Vec<StoredInventory> =
-            serde_json::from_str(&found).map_err(StoreError::codec)?;
-        let mut existing: Vec<Option<Inventory>> = rows.iter().map(|_| None).collect();
-        for stored in found {
-            if let (Some(slot), Some((row, _))) = (existing.get_mut(stored.0), rows.get(stored.0)) {
-                *slot = Some(stored_row(&row.row, &stored)?);
-            }
-        }
-
-        let plans: Vec<_> = rows
-            .iter()
-            .zip(existing)
-            .map(|((row, _), old)| row.row.clone().plan(old, now))
-            .collect();
-        let written: Vec<usize> = (0..rows.len())
-            .filter(|&i| plans[i].write != UpsertWrite::Nothing)
-            .collect();
-        if written.is_empty() {
-            if yours {
-                sqlx::query("COMMIT").execute(&mut *conn).await?;
-            }
-            return Ok(plans.into_iter().map(|plan| plan.row).collect());
-        }
-        // `[fields, position, id, version]`: no id (null) for a row to insert.
-        let changes = json_array(written.iter().map(|&i| rows[i].0), |json, n| {
-            let plan = &plans[written[n]];
-            let _ = match plan.write {
-                UpsertWrite::Update => {
-                    write!(json, ",{},{},{}", written[n], plan.row.id, plan.row.version)
-                }
-                _ => write!(json, ",{},null,null", written[n]),
-            };
-        });
-        let with_entries: Vec<usize> = written
-            .iter()
-            .copied()
-            .filter(|&i| plans[i].entry.is_some())
-            .collect();
-        let entries = json_array(with_entries.iter().map(|&i| rows[i].0), |json, n| {
-            let i = with_entries[n];
+        // `[fields, operator_id, request_id]`
+        let json = json_array(rows.iter().map(|(row, _)| *row), |json, i| {
             let actor = rows[i].1;
-            if let Some((entry_type, before, movement)) = &plans[i].entry {
-                // `[fields, type, quantity_change, inventory_before, inventory_after, reserved,
-                // operator_id, request_id]`
-                let after = before.after(*movement);
-                let operator = actor.user_id.map_or("null".to_owned(), |id| id.to_string());
-                let request = actor.request_id.as_deref().map_or("null".to_owned(), |id| {
-                    serde_json::Value::from(id).to_string()
-                });
-                let _ = write!(
-                    json,
-                    ",\"{}\",{},{},{},{},{operator},{request}",
-                    entry_type.as_str(),
-                    movement.quantity_change,
-                    before.inventory,
-                    after.inventory,
-                    before.reserved
-                );
-            }
+            let operator = actor.user_id.map_or("null".to_owned(), |id| id.to_string());
+            let request = actor.request_id.as_deref().map_or("null".to_owned(), |id| {
+                serde_json::Value::from(id).to_string()
+            });
+            let _ = write!(json, ",{operator},{request}");
         });
-        let created: String = first(
-            sqlx::query_scalar(&in_transaction(WRITE_INVENTORY, false, yours))
-                .bind(changes)
+        let written: String = first(
+            sqlx::query_scalar(&in_transaction(UPSERT_INVENTORY, yours, yours))
+                .bind(json)
                 .bind(now_text.as_str())
-                .bind(entries)
                 .fetch_all(&mut *conn)
                 .await?,
         )?;
-        let created: Vec<(usize, i64)> =
-            serde_json::from_str(&created).map_err(StoreError::codec)?;
-        let mut records: Vec<Inventory> = plans.into_iter().map(|plan| plan.row).collect();
-        for (position, id) in created {
-            if let Some(record) = records.get_mut(position) {
-                record.id = id;
+        let written: Vec<Written> = serde_json::from_str(&written).map_err(StoreError::codec)?;
+        let time = |text: &str| {
+            if text == now_text {
+                Ok(now)
+            } else {
+                parse_stored_time(text)
             }
+        };
+        let mut stored: Vec<Option<Inventory>> = rows.iter().map(|_| None).collect();
+        for w in written {
+            let (Some(slot), Some((row, _))) = (stored.get_mut(w.0), rows.get(w.0)) else {
+                continue;
+            };
+            let input = row.row.clone();
+            *slot = Some(Inventory {
+                id: w.1,
+                seller_id: input.seller_id,
+                parent_asin: input.parent_asin,
+                child_asin: input.child_asin,
+                seller_sku: input.seller_sku,
+                market_place_id: input.market_place_id,
+                inventory: input.inventory,
+                reserved: w.2,
+                thresholds: Thresholds {
+                    warning: w.3,
+                    critical: w.4,
+                },
+                version: w.5,
+                create_time: time(w.6)?,
+                update_time: time(w.7)?,
+            });
         }
-        if records.iter().any(|record| record.id == 0) {
-            return Err(StoreError::Db(sqlx::Error::RowNotFound));
-        }
-        Ok(records)
+        stored
+            .into_iter()
+            .map(|row| row.ok_or(StoreError::Db(sqlx::Error::RowNotFound)))
+            .collect()
     }
 }
 
@@ -396,25 +376,4 @@ fn first(values: Vec<String>) -> Result<String, StoreError> {
         .into_iter()
         .next()
         .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
-}
-
-/// The stored row of `input`'s key, from what `READ_INVENTORY` reported.
-fn stored_row(input: &InventoryInput, stored: &StoredInventory) -> Result<Inventory, StoreError> {
-    Ok(Inventory {
-        id: stored.1,
-        seller_id: input.seller_id.clone(),
-        parent_asin: Asin::from_stored(stored.2.to_owned()),
-        child_asin: Asin::from_stored(stored.3.to_owned()),
-        seller_sku: input.seller_sku.clone(),
-        market_place_id: input.market_place_id.clone(),
-        inventory: Units::from_stored(stored.4),
-        reserved: stored.5,
-        thresholds: Thresholds {
-            warning: stored.6,
-            critical: stored.7,
-        },
-        version: stored.8,
-        create_time: parse_stored_time(stored.9)?,
-        update_time: parse_stored_time(stored.10)?,
-    })
 }

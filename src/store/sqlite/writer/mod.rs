@@ -32,7 +32,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
 
-use sqlx::{SqliteConnection, SqlitePool};
+use sqlx::pool::PoolConnection;
+use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::supervisor::{supervise, Liveness};
@@ -246,7 +247,12 @@ impl<T: Upsert> Upserts<T> {
     }
 }
 
-/// Takes jobs off the queue and writes them, group by group, until the queue closes.
+/// Takes jobs off the queue and writes them, group by group, until the queue closes. The
+/// writer connection is kept from one group to the next while work is waiting (taking it from
+/// its pool again cost ~0.4 ms a group under load: the pool takes a connection back through a
+/// task of its own), and given back whenever the queue runs dry, so that closing the pool at
+/// shutdown (and reading an in-memory database, which shares it) never waits on an idle
+/// writer.
 async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
     // A task that panicked may have left its transaction open on the connection.
     if let Ok(mut conn) = pool.acquire().await {
@@ -254,7 +260,18 @@ async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
     }
     let mut queued = queued.lock().await;
     let mut pending = VecDeque::new();
-    while let Some(first) = queued.recv().await {
+    let mut conn: Option<PoolConnection<Sqlite>> = None;
+    loop {
+        let first = match queued.try_recv() {
+            Ok(job) => job,
+            Err(_) => {
+                conn = None;
+                match queued.recv().await {
+                    Some(job) => job,
+                    None => return,
+                }
+            }
+        };
         pending.push_back(first);
         // Everything already waiting (each job is at least one row of a group).
         while pending.len() < MAX_ROWS_PER_GROUP {
@@ -265,7 +282,19 @@ async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
         }
         while !pending.is_empty() {
             let group = take_group(&mut pending);
-            write_and_answer(&pool, group).await;
+            let mut held = match conn.take() {
+                Some(held) => held,
+                None => match pool.acquire().await {
+                    Ok(fresh) => fresh,
+                    Err(e) => {
+                        answer_all(group, &StoreError::from(e));
+                        continue;
+                    }
+                },
+            };
+            if write_and_answer(&mut held, group).await {
+                conn = Some(held);
+            }
         }
     }
 }
@@ -298,24 +327,24 @@ fn take_group(pending: &mut VecDeque<Job>) -> Vec<Job> {
 }
 
 /// Writes `group` in one transaction and answers its jobs; if that fails, writes each job
-/// alone, so that only the one to blame fails.
-async fn write_and_answer(pool: &SqlitePool, mut group: Vec<Job>) {
-    let mut conn = match pool.acquire().await {
-        Ok(conn) => conn,
-        Err(e) => return answer_all(group, &StoreError::from(e)),
-    };
-    match write_group(&mut conn, &mut group).await {
+/// alone, so that only the one to blame fails. False when the database could not be reached
+/// (the connection is then given back to its pool, which replaces a broken one).
+async fn write_and_answer(conn: &mut SqliteConnection, mut group: Vec<Job>) -> bool {
+    match write_group(conn, &mut group).await {
         Ok(()) => group.into_iter().for_each(|job| job.finish(Ok(()))),
-        Err(e) if group.len() == 1 || matches!(e, StoreError::Unavailable) => {
+        Err(e) if matches!(e, StoreError::Unavailable) => {
             answer_all(group, &e);
+            return false;
         }
+        Err(e) if group.len() == 1 => answer_all(group, &e),
         Err(_) => {
             for mut job in group {
-                let outcome = write_group(&mut conn, std::slice::from_mut(&mut job)).await;
+                let outcome = write_group(conn, std::slice::from_mut(&mut job)).await;
                 job.finish(outcome);
             }
         }
     }
+    true
 }
 
 fn answer_all(group: Vec<Job>, e: &StoreError) {
