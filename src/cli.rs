@@ -7,7 +7,9 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context;
 
 use sellerdesk::auth::Passwords;
-use sellerdesk::domain::{NewPassword, NewUser, PageRequest, Role, SellerId, UserPatch, Username};
+use sellerdesk::domain::{
+    Actor, NewPassword, NewUser, PageRequest, Role, SellerId, UserPatch, Username,
+};
 use sellerdesk::store::{self, StoreError, StoreOptions};
 
 #[derive(Debug)]
@@ -117,7 +119,7 @@ pub async fn run(command: UserCommand, options: &StoreOptions) -> anyhow::Result
                     role,
                     seller_ids,
                 };
-                match store.create_user(&new).await {
+                match store.create_user(&new, &Actor::system()).await {
                     Ok(user) => println!(
                         "created user {} (id {}, {})",
                         user.username.as_str(),
@@ -167,7 +169,7 @@ pub async fn run(command: UserCommand, options: &StoreOptions) -> anyhow::Result
                     is_active: Some(false),
                     ..UserPatch::default()
                 };
-                store.update_user(user.id, &patch).await?;
+                store.update_user(user.id, &patch, &Actor::system()).await?;
                 println!("disabled user {username}; their refresh tokens are revoked");
             }
         }

@@ -2,7 +2,7 @@
 //! installation can be logged into at all.
 
 use crate::config::Config;
-use crate::domain::{NewUser, Role, Username};
+use crate::domain::{Actor, NewUser, Role, Username};
 use crate::store::{Store, StoreError};
 
 use super::{random_hex, AuthError, Passwords};
@@ -35,7 +35,7 @@ pub async fn bootstrap_admin(
         role: Role::Admin,
         seller_ids: Vec::new(),
     };
-    match store.create_user(&user).await {
+    match store.create_user(&user, &Actor::system()).await {
         Ok(_) => Ok(Some(BootstrapAdmin {
             generated_password: generated.then_some(password),
         })),

@@ -9,7 +9,7 @@ use axum::http::{header, request::Parts};
 
 use crate::domain::{Actor, Role, Scope, SellerId, User, Username};
 use crate::error::ApiError;
-use crate::middleware::RequestId;
+use crate::middleware::{ClientIp, RequestId};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,8 +18,11 @@ pub struct AuthUser {
     pub username: Username,
     pub role: Role,
     pub seller_ids: Vec<SellerId>,
-    /// The id of the request the caller is making (`X-Request-ID`), for the ledger.
+    /// The id of the request the caller is making (`X-Request-ID`), for the ledger and the
+    /// audit log.
     pub request_id: Option<String>,
+    /// The address the request came from, for the audit log.
+    pub client_ip: Option<String>,
 }
 
 /// The request extension in which the authentication layer leaves the caller. Crate-private,
@@ -28,10 +31,12 @@ pub struct AuthUser {
 pub(crate) struct Authenticated(pub(crate) Arc<AuthUser>);
 
 impl AuthUser {
-    /// Who is making a change, as the ledger records it.
+    /// Who is making a change, as the ledger and the audit log record it.
     pub fn actor(&self) -> Actor {
         Actor {
             user_id: Some(self.id),
+            username: Some(self.username.as_str().to_owned()),
+            client_ip: self.client_ip.clone(),
             request_id: self.request_id.clone(),
         }
     }
@@ -117,6 +122,7 @@ impl From<User> for AuthUser {
             role: user.role,
             seller_ids: user.seller_ids,
             request_id: None,
+            client_ip: None,
         }
     }
 }
@@ -133,6 +139,11 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
                     .extensions
                     .get::<RequestId>()
                     .map(|id| id.as_str().to_owned()),
+                client_ip: parts
+                    .extensions
+                    .get::<ClientIp>()
+                    .and_then(|ip| ip.0)
+                    .map(|ip| ip.to_string()),
                 ..AuthUser::clone(user)
             }),
             None => {

@@ -20,6 +20,8 @@ const FAMILY_ID_BYTES: usize = 16;
 /// What a successful grant hands out.
 #[derive(Debug)]
 pub struct IssuedTokens {
+    /// Whose tokens they are.
+    pub user_id: i64,
     pub access_token: String,
     /// Lifetime of the access token, in seconds.
     pub expires_in: u64,
@@ -98,6 +100,7 @@ pub async fn revoke(app: &AppState, token: &str) -> Result<(), AuthError> {
 
 fn issue(app: &AppState, user_id: i64, refresh_token: String) -> IssuedTokens {
     IssuedTokens {
+        user_id,
         access_token: app.auth.keys.issue(user_id),
         expires_in: app.auth.keys.ttl_seconds(),
         refresh_token,

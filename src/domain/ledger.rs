@@ -65,11 +65,14 @@ impl LedgerType {
     }
 }
 
-/// Who caused a change, as the ledger records it: the user and the request, or neither for
-/// the service's own work (the expiry sweep).
+/// Who caused a change, as the ledger and the audit log record it: the user and the request,
+/// or neither for the service's own work (the expiry sweep). The audit log also keeps the
+/// username and the client's address (the ledger only the user's id and the request).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actor {
     pub user_id: Option<i64>,
+    pub username: Option<String>,
+    pub client_ip: Option<String>,
     pub request_id: Option<String>,
 }
 

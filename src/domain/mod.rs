@@ -5,6 +5,7 @@
 //! returns the human sentence that goes into a 422 `detail` entry. Wire concerns (JSON types,
 //! missing fields) live in `crate::extract`; storage concerns in `crate::store`.
 
+mod audit;
 mod inventory;
 mod ledger;
 mod money;
@@ -15,6 +16,7 @@ pub mod stock;
 mod timestamp;
 mod user;
 
+pub use audit::{AuditAction, AuditEntry, AuditFilter, AuditTarget, NewAudit};
 pub use inventory::{
     Inventory, InventoryFilter, InventoryInput, InventoryKey, InventoryLookup, InventoryView,
     LowStockFilter, UpsertPlan, UpsertWrite, MAX_LOOKUP,

@@ -13,6 +13,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
+use serde_json::json;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -20,10 +21,10 @@ use utoipa_axum::routes;
 use crate::auth::login::{self, IssuedTokens};
 use crate::auth::{AuthError, AuthUser};
 use crate::config::Config;
-use crate::domain::{Role, SellerId, Username};
+use crate::domain::{Actor, AuditAction, AuditTarget, NewAudit, Role, SellerId, Username};
 use crate::error::Envelope;
 use crate::middleware::rate_limit;
-use crate::middleware::ClientIp;
+use crate::middleware::{ClientIp, RequestId};
 use crate::AppState;
 
 /// The endpoints that need no token: logging in, refreshing and revoking. The token endpoint
@@ -206,22 +207,36 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Result<Option<&'a str>
 pub async fn issue_token(
     State(app): State<AppState>,
     Extension(client): Extension<ClientIp>,
+    request_id: Option<Extension<RequestId>>,
     body: Result<Form<Vec<(String, String)>>, FormRejection>,
 ) -> Result<Response, OAuthFailure> {
     let form = form(body)?;
     let username = field(&form, "username")?;
     let password = field(&form, "password")?;
+    let actor = Actor {
+        client_ip: client.0.map(|ip| ip.to_string()),
+        request_id: request_id.map(|Extension(id)| id.as_str().to_owned()),
+        ..Actor::default()
+    };
     let tokens = match field(&form, "grant_type")? {
-        Some("password") => password_grant(&app, client, username, password).await?,
+        Some("password") => password_grant(&app, client, username, password, actor).await?,
         // A client that omits grant_type but sends credentials means the password grant.
         None if username.is_some() && password.is_some() => {
-            password_grant(&app, client, username, password).await?
+            password_grant(&app, client, username, password, actor).await?
         }
         Some("refresh_token") => {
             let Some(presented) = field(&form, "refresh_token")? else {
                 return Err(OAuthFailure::invalid_request("refresh_token is required"));
             };
-            login::refresh_grant(&app, presented).await?
+            let refreshed = login::refresh_grant(&app, presented).await;
+            if let Err(AuthError::RefreshTokenReused) = &refreshed {
+                let audit = NewAudit::new(AuditAction::RefreshTokenReused, json!({}));
+                app.store
+                    .record_audit(&audit, &actor)
+                    .await
+                    .map_err(AuthError::from)?;
+            }
+            refreshed?
         }
         None => return Err(OAuthFailure::invalid_request("grant_type is required")),
         Some(_) => {
@@ -240,18 +255,45 @@ pub async fn issue_token(
         .into_response())
 }
 
+/// The password grant, and its audit entry whatever its outcome (a malformed request
+/// excepted). The entry names the username only when it is a valid one, so that no arbitrary
+/// text (a password typed in the wrong field, say) is kept.
 async fn password_grant(
     app: &AppState,
     client: ClientIp,
     username: Option<&str>,
     password: Option<&str>,
+    actor: Actor,
 ) -> Result<IssuedTokens, OAuthFailure> {
     let (Some(username), Some(password)) = (username, password) else {
         return Err(OAuthFailure::invalid_request(
             "username and password are required",
         ));
     };
-    Ok(login::password_grant(app, client, username, password).await?)
+    let granted = login::password_grant(app, client, username, password).await;
+    let actor = Actor {
+        username: Username::parse(username).ok().map(|_| username.to_owned()),
+        user_id: granted.as_ref().ok().map(|tokens| tokens.user_id),
+        ..actor
+    };
+    let audit = match &granted {
+        Ok(tokens) => NewAudit::new(AuditAction::LoginSucceeded, json!({}))
+            .on(AuditTarget::User, tokens.user_id),
+        Err(AuthError::InvalidCredentials) => NewAudit::new(
+            AuditAction::LoginFailed,
+            json!({"reason": "invalid_credentials"}),
+        ),
+        Err(AuthError::Throttled { .. }) => {
+            NewAudit::new(AuditAction::LoginFailed, json!({"reason": "throttled"}))
+        }
+        // The database or the service failed: nothing to say about the caller.
+        Err(_) => return Ok(granted?),
+    };
+    app.store
+        .record_audit(&audit, &actor)
+        .await
+        .map_err(AuthError::from)?;
+    Ok(granted?)
 }
 
 /// Revoke a refresh token and every token rotated from the same login (RFC 7009).

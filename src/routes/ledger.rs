@@ -24,7 +24,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 }
 
 /// A positive user id in a query.
-fn user_id(text: &str) -> Result<i64, &'static str> {
+pub(super) fn user_id(text: &str) -> Result<i64, &'static str> {
     text.parse::<i64>()
         .ok()
         .filter(|id| *id > 0)

@@ -16,6 +16,7 @@
 //!
 //! Also here: `openapi` (the document and its error responses), `paging`, `health`.
 
+pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod inventory;
@@ -59,6 +60,7 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
         .merge(ledger::router())
         .merge(reservations::router())
         .merge(users::router())
+        .merge(audit::router())
         // `route_layer`: only matched routes authenticate; a path that matches nothing falls
         // through to the 404 fallback, and a wrong method to 405, without a token.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -38,6 +38,7 @@ const EXAMPLE_REQUEST_ID: &str = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6";
         (name = "stock", description = "Stock management: adjustments, thresholds, low stock, lookups, the ledger and the consistency check"),
         (name = "reservations", description = "Units held for a cart or an order until released, committed or expired"),
         (name = "users", description = "User management (admin only)"),
+        (name = "audit", description = "The audit log of sensitive actions (admin only)"),
         (name = "operations", description = "Health"),
     ),
     components(schemas(ErrorBody)),

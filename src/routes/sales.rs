@@ -135,7 +135,10 @@ pub async fn delete_sales_target(
     caller: AuthUser,
     IdPath(id): IdPath,
 ) -> Result<Json<Envelope<SalesTarget>>, ApiError> {
-    let deleted = app.store.delete_sales_target(id, &caller.scope()).await?;
+    let deleted = app
+        .store
+        .delete_sales_target(id, &caller.scope(), &caller.actor())
+        .await?;
     Ok(Json(Envelope::success(deleted)))
 }
 

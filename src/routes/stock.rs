@@ -15,8 +15,8 @@ use utoipa_axum::routes;
 use crate::auth::AuthUser;
 use crate::domain::{
     Adjustment, AdjustmentType, ConsistencyReport, Inventory, InventoryLookup, LedgerEntry,
-    LowStockFilter, Marketplace, Note, SellerId, SellerSku, StockLevel, Thresholds, Units,
-    MAX_LOOKUP,
+    LowStockFilter, Marketplace, NewAudit, Note, SellerId, SellerSku, StockLevel, Thresholds,
+    Units, MAX_LOOKUP,
 };
 use crate::error::{ApiError, Envelope, ErrorBody};
 use crate::extract::{
@@ -186,7 +186,7 @@ pub async fn set_thresholds(
 ) -> Result<Json<Envelope<Inventory>>, ApiError> {
     let row = app
         .store
-        .set_thresholds(id, &caller.scope(), thresholds)
+        .set_thresholds(id, &caller.scope(), thresholds, &caller.actor())
         .await?;
     Ok(Json(Envelope::success(row)))
 }
@@ -381,5 +381,7 @@ pub async fn check_consistency(
         .store
         .check_consistency(request.seller_id.as_ref())
         .await?;
+    let audit = NewAudit::consistency_checked(request.seller_id.as_ref(), &report);
+    app.store.record_audit(&audit, &caller.actor()).await?;
     Ok(Json(Envelope::success(report)))
 }

@@ -129,10 +129,14 @@ pub async fn create_user(
         role: req.role,
         seller_ids: req.seller_ids,
     };
-    let created = app.store.create_user(&new).await.map_err(|e| match e {
-        StoreError::Conflict => ApiError::Conflict("username already taken"),
-        other => other.into(),
-    })?;
+    let created = app
+        .store
+        .create_user(&new, &caller.actor())
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict => ApiError::Conflict("username already taken"),
+            other => other.into(),
+        })?;
     Ok(Json(Envelope::success(created)))
 }
 
@@ -209,7 +213,7 @@ pub async fn update_user(
         seller_ids: req.seller_ids,
         password_hash,
     };
-    let updated = app.store.update_user(id, &patch).await?;
+    let updated = app.store.update_user(id, &patch, &caller.actor()).await?;
     app.auth.principals.forget(id);
     Ok(Json(Envelope::success(updated)))
 }

@@ -10,15 +10,17 @@ use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::rows::{
-    InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text, UserRow,
+    AuditRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text,
+    UserRow,
 };
 use super::sql::{settled, Backend, Ending, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Store, StoreError};
 use crate::domain::{
-    Actor, Adjustment, ConsistencyReport, ExternalId, Inventory, InventoryFilter, InventoryInput,
-    InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter, NewRefreshToken, NewReservation,
-    NewUser, PageRequest, Released, Reservation, ReservationFilter, Rotation, SalesTarget,
-    SalesTargetFilter, SalesTargetInput, Scope, SellerId, Thresholds, Timestamp, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
+    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
+    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Released, Reservation,
+    ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
+    Thresholds, Timestamp, User, UserPatch,
 };
 
 /// A connection of backend `E`.
@@ -94,6 +96,7 @@ where
     for<'r> ReservationRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> ReservationItemRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> UserRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> AuditRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, Text, Text, i64, i64, i64, i64, i64): FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64):
         FromRow<'r, <E::DB as Database>::Row>,
@@ -139,12 +142,26 @@ where
         .map(Listed::convert)
     }
 
-    async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError> {
-        self.write((id, scope.clone()), |conn, (id, scope)| {
-            Box::pin(Shared::delete::<SalesTargetTable>(conn, *id, scope))
-        })
+    async fn delete_sales_target(
+        &self,
+        id: i64,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<SalesTarget, StoreError> {
+        self.write(
+            (id, scope.clone(), actor.clone()),
+            |conn, (id, scope, actor)| {
+                Box::pin(async move {
+                    let row: SalesTarget = Shared::delete::<SalesTargetTable>(conn, *id, scope)
+                        .await?
+                        .into();
+                    let audit = NewAudit::sales_target_deleted(&row);
+                    Shared::insert_audit(conn, &audit, actor, Timestamp::now()).await?;
+                    Ok(row)
+                })
+            },
+        )
         .await
-        .map(Into::into)
     }
 
     // ---- Inventory -----------------------------------------------------------------------
@@ -194,13 +211,15 @@ where
         let args = (id, scope.clone(), actor.clone());
         settled(
             self.write(args, |conn, (id, scope, actor)| {
-                Box::pin(Shared::delete_inventory(
-                    conn,
-                    *id,
-                    scope,
-                    actor,
-                    Timestamp::now(),
-                ))
+                Box::pin(async move {
+                    let now = Timestamp::now();
+                    let deleted = Shared::delete_inventory(conn, *id, scope, actor, now).await?;
+                    if let Ok(row) = &deleted {
+                        let audit = NewAudit::inventory_deleted(row);
+                        Shared::insert_audit(conn, &audit, actor, now).await?;
+                    }
+                    Ok(deleted)
+                })
             })
             .await,
         )
@@ -216,14 +235,15 @@ where
         let args = (id, scope.clone(), adjustment.clone(), actor.clone());
         settled(
             self.write(args, |conn, (id, scope, adjustment, actor)| {
-                Box::pin(Shared::adjust(
-                    conn,
-                    *id,
-                    scope,
-                    adjustment,
-                    actor,
-                    Timestamp::now(),
-                ))
+                Box::pin(async move {
+                    let now = Timestamp::now();
+                    let adjusted = Shared::adjust(conn, *id, scope, adjustment, actor, now).await?;
+                    if let Ok((_, entry)) = &adjusted {
+                        let audit = NewAudit::inventory_adjusted(adjustment, entry);
+                        Shared::insert_audit(conn, &audit, actor, now).await?;
+                    }
+                    Ok(adjusted)
+                })
             })
             .await,
         )
@@ -234,19 +254,21 @@ where
         id: i64,
         scope: &Scope,
         thresholds: Thresholds,
+        actor: &Actor,
     ) -> Result<Inventory, StoreError> {
-        self.write(
-            (id, scope.clone(), thresholds),
-            |conn, (id, scope, thresholds)| {
-                Box::pin(Shared::set_thresholds(
-                    conn,
-                    *id,
-                    scope,
-                    *thresholds,
-                    Timestamp::now(),
-                ))
-            },
-        )
+        let args = (id, scope.clone(), thresholds, actor.clone());
+        self.write(args, |conn, (id, scope, thresholds, actor)| {
+            Box::pin(async move {
+                let now = Timestamp::now();
+                let (before, row) =
+                    Shared::set_thresholds(conn, *id, scope, *thresholds, now).await?;
+                if before != row.thresholds {
+                    let audit = NewAudit::thresholds_changed(row.id, before, row.thresholds);
+                    Shared::insert_audit(conn, &audit, actor, now).await?;
+                }
+                Ok(row)
+            })
+        })
         .await
     }
 
@@ -418,11 +440,14 @@ where
 
     // ---- Users and refresh tokens --------------------------------------------------------
 
-    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError> {
-        self.write(user.clone(), |conn, user| {
+    async fn create_user(&self, user: &NewUser, actor: &Actor) -> Result<User, StoreError> {
+        self.write((user.clone(), actor.clone()), |conn, (user, actor)| {
             Box::pin(async move {
                 let id = Shared::create_user(conn, user).await?;
-                Shared::get_user(conn, id).await
+                let user = Shared::get_user(conn, id).await?;
+                let audit = NewAudit::user_created(&user);
+                Shared::insert_audit(conn, &audit, actor, Timestamp::now()).await?;
+                Ok(user)
             })
         })
         .await
@@ -447,11 +472,20 @@ where
         .await
     }
 
-    async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError> {
-        self.write((id, patch.clone()), |conn, (id, patch)| {
+    async fn update_user(
+        &self,
+        id: i64,
+        patch: &UserPatch,
+        actor: &Actor,
+    ) -> Result<User, StoreError> {
+        let args = (id, patch.clone(), actor.clone());
+        self.write(args, |conn, (id, patch, actor)| {
             Box::pin(async move {
                 Shared::update_user(conn, *id, patch).await?;
-                Shared::get_user(conn, *id).await
+                let user = Shared::get_user(conn, *id).await?;
+                let audit = NewAudit::user_updated(user.id, patch);
+                Shared::insert_audit(conn, &audit, actor, Timestamp::now()).await?;
+                Ok(user)
             })
         })
         .await
@@ -497,6 +531,26 @@ where
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
         self.write(token_hash.to_owned(), |conn, token_hash| {
             Box::pin(Shared::revoke_refresh_family(conn, token_hash))
+        })
+        .await
+    }
+
+    // ---- The audit log ----------------------------------------------------------------
+
+    async fn record_audit(&self, entry: &NewAudit, actor: &Actor) -> Result<(), StoreError> {
+        self.write((entry.clone(), actor.clone()), |conn, (entry, actor)| {
+            Box::pin(Shared::insert_audit(conn, entry, actor, Timestamp::now()))
+        })
+        .await
+    }
+
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<Listed<AuditEntry>, StoreError> {
+        self.read(&(filter, page), |conn, (filter, page)| {
+            Box::pin(Shared::audit_log(conn, filter, *page))
         })
         .await
     }

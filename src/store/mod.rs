@@ -28,10 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Actor, Adjustment, ConsistencyReport, ExternalId, Inventory, InventoryFilter, InventoryInput,
-    InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter, NewRefreshToken, NewReservation,
-    NewUser, PageRequest, Released, Reservation, ReservationFilter, Rotation, SalesTarget,
-    SalesTargetFilter, SalesTargetInput, Scope, SellerId, Thresholds, Timestamp, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
+    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
+    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Released, Reservation,
+    ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
+    Thresholds, Timestamp, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -86,7 +87,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Listed<SalesTarget>, StoreError>;
 
     /// Deletes the target with this id if its seller is in `scope`, returning it; else `NotFound`.
-    async fn delete_sales_target(&self, id: i64, scope: &Scope) -> Result<SalesTarget, StoreError>;
+    /// Audited.
+    async fn delete_sales_target(
+        &self,
+        id: i64,
+        scope: &Scope,
+        actor: &Actor,
+    ) -> Result<SalesTarget, StoreError>;
 
     /// Creates the stock row for (seller, marketplace, SKU), or updates the one that exists,
     /// with a ledger entry when the units on hand change (see `InventoryInput::plan`). Safe
@@ -118,7 +125,7 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the row with this id if its seller is in `scope`, returning it; else `NotFound`.
     /// A row that active reservations hold units of is not deleted (`ActiveReservations`). Its
-    /// ledger gets a last entry and stays.
+    /// ledger gets a last entry and stays. Audited.
     async fn delete_inventory(
         &self,
         id: i64,
@@ -127,7 +134,7 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Inventory, StoreError>;
 
     /// Adjusts the units on hand of the row with this id (within `scope`, else `NotFound`),
-    /// returning the row and its ledger entry.
+    /// returning the row and its ledger entry. Audited.
     async fn adjust_inventory(
         &self,
         id: i64,
@@ -137,11 +144,13 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<(Inventory, LedgerEntry), StoreError>;
 
     /// Sets the warning thresholds of the row with this id (within `scope`, else `NotFound`).
+    /// Audited when they change.
     async fn set_thresholds(
         &self,
         id: i64,
         scope: &Scope,
         thresholds: Thresholds,
+        actor: &Actor,
     ) -> Result<Inventory, StoreError>;
 
     /// Rows at a stock level or worse, least available first.
@@ -225,7 +234,8 @@ pub trait Store: Send + Sync + 'static {
     async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError>;
 
     /// Creates a user with their seller links, returning it; `Conflict` if the name is taken.
-    async fn create_user(&self, user: &NewUser) -> Result<User, StoreError>;
+    /// Audited.
+    async fn create_user(&self, user: &NewUser, actor: &Actor) -> Result<User, StoreError>;
 
     /// The user with this id, or `NotFound`.
     async fn get_user(&self, id: i64) -> Result<User, StoreError>;
@@ -237,7 +247,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError>;
 
     /// Applies `patch` and returns the user; deactivating revokes all their refresh tokens.
-    async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError>;
+    /// Audited.
+    async fn update_user(
+        &self,
+        id: i64,
+        patch: &UserPatch,
+        actor: &Actor,
+    ) -> Result<User, StoreError>;
 
     /// How many users exist (the first start creates an admin when there are none).
     async fn count_users(&self) -> Result<u64, StoreError>;
@@ -259,6 +275,17 @@ pub trait Store: Send + Sync + 'static {
 
     /// Revokes the whole family of the token with this hash (nothing if it is unknown).
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Appends an audit entry for an action that writes nothing else (a login, a check).
+    /// Actions that write record their entry in their own transaction instead.
+    async fn record_audit(&self, entry: &NewAudit, actor: &Actor) -> Result<(), StoreError>;
+
+    /// Audit entries matching `filter`, newest first.
+    async fn list_audit(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<Listed<AuditEntry>, StoreError>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);

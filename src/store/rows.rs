@@ -5,9 +5,10 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    Asin, ExternalId, Inventory, LedgerEntry, LedgerType, Marketplace, Money, Note, Period,
-    Reservation, ReservationItem, ReservationStatus, ReservationType, Role, SalesTarget, SellerId,
-    SellerSku, Thresholds, Timestamp, Units, User, Username,
+    Asin, AuditAction, AuditEntry, AuditTarget, ExternalId, Inventory, LedgerEntry, LedgerType,
+    Marketplace, Money, Note, Period, Reservation, ReservationItem, ReservationStatus,
+    ReservationType, Role, SalesTarget, SellerId, SellerSku, Thresholds, Timestamp, Units, User,
+    Username,
 };
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
@@ -264,6 +265,43 @@ impl UserRow {
             is_active: self.is_active,
             create_time: Timestamp::from_naive_utc(self.create_time),
             update_time: Timestamp::from_naive_utc(self.update_time),
+        }
+    }
+}
+
+/// The columns `AuditRow` reads, in a `SELECT` of table `audit_log`.
+pub(super) const AUDIT_COLUMNS: &str = "id, time, user_id, username, action, target_type, \
+     target_id, client_ip, request_id, detail";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct AuditRow {
+    id: i64,
+    time: NaiveDateTime,
+    user_id: Option<i64>,
+    username: Option<Text>,
+    action: Text,
+    target_type: Option<Text>,
+    target_id: Option<Text>,
+    client_ip: Option<Text>,
+    request_id: Option<Text>,
+    detail: Text,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        Self {
+            id: r.id,
+            time: Timestamp::from_naive_utc(r.time),
+            user_id: r.user_id,
+            username: r.username.map(|t| t.0),
+            // Only the service writes these columns, from the same enums; anything else would
+            // be a corrupt row.
+            action: AuditAction::parse(&r.action.0).unwrap_or(AuditAction::UserUpdated),
+            target_type: r.target_type.and_then(|t| AuditTarget::parse(&t.0).ok()),
+            target_id: r.target_id.map(|t| t.0),
+            client_ip: r.client_ip.map(|t| t.0),
+            request_id: r.request_id.map(|t| t.0),
+            detail: serde_json::from_str(&r.detail.0).unwrap_or(serde_json::Value::Null),
         }
     }
 }

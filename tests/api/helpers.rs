@@ -295,18 +295,38 @@ impl TestApp {
     /// rows it changed: for tests that must break the books behind the service's back (the
     /// consistency check has to find what the API never does).
     pub async fn execute_raw(&self, sql: &str, id: i64) -> u64 {
+        self.execute(sql, Some(id)).await
+    }
+
+    /// Runs `sql`, which takes no parameters, straight in the database (for tests that break
+    /// the schema behind the service's back).
+    pub async fn execute_sql(&self, sql: &str) -> u64 {
+        self.execute(sql, None).await
+    }
+
+    async fn execute(&self, sql: &str, id: Option<i64>) -> u64 {
         use sqlx::Connection;
         if self.database_url.starts_with("sqlite:") {
             let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
                 .await
                 .expect("the test database opens");
-            let done = sqlx::query(sql).bind(id).execute(&mut conn).await;
+            let query = sqlx::query(sql);
+            let query = match id {
+                Some(id) => query.bind(id),
+                None => query,
+            };
+            let done = query.execute(&mut conn).await;
             done.expect("the statement runs").rows_affected()
         } else {
             let mut conn = sqlx::MySqlConnection::connect(&self.database_url)
                 .await
                 .expect("the test database opens");
-            let done = sqlx::query(sql).bind(id).execute(&mut conn).await;
+            let query = sqlx::query(sql);
+            let query = match id {
+                Some(id) => query.bind(id),
+                None => query,
+            };
+            let done = query.execute(&mut conn).await;
             done.expect("the statement runs").rows_affected()
         }
     }

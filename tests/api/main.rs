@@ -6,6 +6,7 @@ mod helpers;
 mod process;
 mod raw_http;
 
+mod audit;
 mod auth;
 mod batch;
 mod binary;

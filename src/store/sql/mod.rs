@@ -10,6 +10,7 @@
 //! transaction starts and ends (SQLite's write queue runs many operations in one; MySQL gives
 //! each operation its own and repeats it on a deadlock).
 //!
+//! - `audit.rs`: the audit log, appended and read;
 //! - `users.rs`: users, their sellers, refresh tokens;
 //! - `records.rs`: records by table (get, list, low stock, lookup) and the delete of a sales
 //!   target;
@@ -19,6 +20,7 @@
 //! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
 //! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
+mod audit;
 mod books;
 mod filter;
 mod records;

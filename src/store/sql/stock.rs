@@ -211,20 +211,21 @@ where
         Ok(Ok((row, entry)))
     }
 
-    /// Sets the warning thresholds of the row with this id. Setting the ones it has changes
-    /// nothing.
+    /// Sets the warning thresholds of the row with this id, returning the ones it had and the
+    /// row. Setting the ones it has changes nothing.
     pub async fn set_thresholds(
         conn: &mut DB::Connection,
         id: i64,
         scope: &Scope,
         thresholds: Thresholds,
         now: Timestamp,
-    ) -> Result<Inventory, StoreError> {
+    ) -> Result<(Thresholds, Inventory), StoreError> {
         let row = Self::lock_row(conn, id, scope)
             .await?
             .ok_or(StoreError::NotFound)?;
-        if row.thresholds == thresholds {
-            return Ok(row);
+        let before = row.thresholds;
+        if before == thresholds {
+            return Ok((before, row));
         }
         let row = Inventory {
             thresholds,
@@ -233,7 +234,7 @@ where
             ..row
         };
         Self::write_row(conn, &row).await?;
-        Ok(row)
+        Ok((before, row))
     }
 
     /// Deletes the row with this id, unless reservations hold some of it; its ledger gets a
