@@ -15,7 +15,8 @@
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
 # BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
-# BENCH_SCENARIOS (which of "a b c d e f" to run; all by default).
+# BENCH_SCENARIOS (which of "a b c d e f" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
+# (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -39,6 +40,7 @@ start_server() { # DATABASE_URL POOL
   env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$1" DATABASE_MAX_CONNECTIONS="$2" \
     PORT="$PORT" RATE_LIMIT_PER_MINUTE=0 LOGIN_RATE_LIMIT_PER_MINUTE=0 ADMIN_PASSWORD="$PASSWORD" \
     SECRET_KEY=bench-secret-key-bench-secret-key-0123456789 RUST_LOG=warn LOG_FORMAT=json \
+    ${BENCH_SQLITE_SYNCHRONOUS:+SQLITE_SYNCHRONOUS=$BENCH_SQLITE_SYNCHRONOUS} \
     "$BIN" serve >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   local started; started=$(date +%s%N)

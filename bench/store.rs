@@ -47,6 +47,7 @@ async fn run(label: &str, url: &str) {
         url: url.to_owned(),
         max_connections: 8,
         acquire_timeout: Duration::from_secs(30),
+        durability: Default::default(),
     })
     .await
     .expect("the benchmark database opens");

@@ -116,6 +116,7 @@ fn store_options(config: &Config) -> StoreOptions {
         url: config.database_url.expose().to_owned(),
         max_connections: config.database_max_connections,
         acquire_timeout: ACQUIRE_TIMEOUT,
+        durability: config.sqlite_durability,
     }
 }
 

@@ -22,6 +22,7 @@ pub use secret::{Secret, MIN_SECRET_KEY_BYTES};
 
 use self::env::{bad, Env};
 use crate::middleware::Cidr;
+use crate::store::Durability;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppEnv {
@@ -56,6 +57,9 @@ pub struct Config {
     pub database_url: Secret,
     /// `DATABASE_MAX_CONNECTIONS`: pool size (10; for SQLite, the readers).
     pub database_max_connections: u32,
+    /// `SQLITE_SYNCHRONOUS`: normal (default) or full; what an acknowledged SQLite write
+    /// survives (README, "Durability").
+    pub sqlite_durability: Durability,
     /// `SECRET_KEY`: the JWT signing key, at least 32 bytes.
     pub secret_key: Secret,
     /// True when no `SECRET_KEY` was given and a random one was made (development only).
@@ -95,6 +99,7 @@ impl Default for Config {
             port: 8000,
             database_url: Secret::new("sqlite://sellerdesk.db"),
             database_max_connections: 10,
+            sqlite_durability: Durability::Normal,
             secret_key: secret::random_key(),
             secret_key_generated: true,
             algorithm: JwtAlgorithm::Hs256,
@@ -212,6 +217,12 @@ impl Config {
                 "production needs TLS: set TLS_CERT_PATH and TLS_KEY_PATH, or TLS_TERMINATED_UPSTREAM=true behind a TLS proxy",
             ));
         }
+        config.sqlite_durability = env
+            .choice(
+                "SQLITE_SYNCHRONOUS",
+                &[("full", Durability::Full), ("normal", Durability::Normal)],
+            )?
+            .unwrap_or(config.sqlite_durability);
         config.log_format = env
             .choice(
                 "LOG_FORMAT",

@@ -25,6 +25,7 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.access_token_ttl, Duration::from_secs(7200));
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(604_800));
     assert_eq!(c.rate_limit_per_minute, 60);
+    assert_eq!(c.sqlite_durability, Durability::Normal);
 }
 
 #[test]
@@ -144,6 +145,7 @@ fn every_variable_sets_its_own_setting() {
         ("HTTP_REDIRECT_PORT", "8080"),
         ("TLS_TERMINATED_UPSTREAM", "no"),
         ("LOG_FORMAT", "json"),
+        ("SQLITE_SYNCHRONOUS", "full"),
         ("CORS_ORIGINS", "https://a.example, http://b.example:3000"),
         ("ADMIN_PASSWORD", "first-admin"),
     ])
@@ -166,6 +168,7 @@ fn every_variable_sets_its_own_setting() {
     assert_eq!(c.http_redirect_port, Some(8080));
     assert!(!c.tls_terminated_upstream);
     assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(c.sqlite_durability, Durability::Full);
     assert_eq!(
         c.cors_origins,
         ["https://a.example", "http://b.example:3000"]
@@ -230,6 +233,7 @@ fn each_problem_says_what_the_value_must_be() {
         ),
         ("TLS_TERMINATED_UPSTREAM", "maybe", "must be true or false"),
         ("LOG_FORMAT", "JSON", "must be json or pretty"),
+        ("SQLITE_SYNCHRONOUS", "off", "must be full or normal"),
         (
             "CORS_ORIGINS",
             "app.example.com",

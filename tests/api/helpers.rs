@@ -236,6 +236,7 @@ impl TestApp {
             url: url.to_owned(),
             max_connections: 10,
             acquire_timeout: Duration::from_secs(3),
+            durability: Default::default(),
         })
         .await
         .expect("a fresh database opens and migrates");

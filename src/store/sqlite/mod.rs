@@ -23,7 +23,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
 use super::engine::Engine;
 use super::sql::{InventoryTable, Operation, SalesTargetTable};
-use super::{ConnectError, StoreError, StoreOptions};
+use super::{ConnectError, Durability, StoreError, StoreOptions};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput};
 use reads::Reads;
 use upsert::Encoded;
@@ -48,9 +48,10 @@ impl SqliteStore {
         let connect = SqliteConnectOptions::from_str(&options.url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // In WAL mode NORMAL loses nothing on a process crash; only an OS crash or power
-            // loss can roll back the last transactions.
-            .synchronous(SqliteSynchronous::Normal)
+            .synchronous(match options.durability {
+                Durability::Full => SqliteSynchronous::Full,
+                Durability::Normal => SqliteSynchronous::Normal,
+            })
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let in_memory = options.url.contains(":memory:") || options.url.contains("mode=memory");
@@ -166,5 +167,41 @@ impl Engine for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer_pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `PRAGMA synchronous` of the writer and of a reader, opened with `durability`.
+    async fn synchronous_of(durability: Durability) -> (i64, i64) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("durability.db").display());
+        let store = SqliteStore::connect(&StoreOptions {
+            url,
+            max_connections: 2,
+            acquire_timeout: Duration::from_secs(5),
+            durability,
+        })
+        .await
+        .unwrap();
+        let writer = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.writer_pool)
+            .await
+            .unwrap();
+        let reader = sqlx::query_scalar("PRAGMA synchronous")
+            .fetch_one(&store.reader)
+            .await
+            .unwrap();
+        store.close().await;
+        (writer, reader)
+    }
+
+    #[tokio::test]
+    async fn every_connection_commits_as_durably_as_configured() {
+        // SQLite's numbers: NORMAL is 1, FULL is 2.
+        assert_eq!(synchronous_of(Durability::Full).await, (2, 2));
+        assert_eq!(synchronous_of(Durability::Normal).await, (1, 1));
     }
 }
