@@ -31,7 +31,7 @@ use crate::domain::{
     Actor, Adjustment, ConsistencyReport, ExternalId, Inventory, InventoryFilter, InventoryInput,
     InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter, NewRefreshToken, NewReservation,
     NewUser, PageRequest, Released, Reservation, ReservationFilter, Rotation, SalesTarget,
-    SalesTargetFilter, SalesTargetInput, Scope, SellerId, Thresholds, Timestamp, User, UserPatch,
+    SalesTargetFilter, SalesTargetInput, Scope, SellerId, Thresholds, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -236,7 +236,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every user, ordered by id.
     async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError>;
 
-    /// Applies `patch` and returns the user; deactivating revokes all their refresh tokens.
+    /// Applies `patch` and returns the user; a deactivation or a new password ends every
+    /// session (`UserPatch::ends_sessions`).
     async fn update_user(&self, id: i64, patch: &UserPatch) -> Result<User, StoreError>;
 
     /// How many users exist (the first start creates an admin when there are none).
@@ -249,16 +250,20 @@ pub trait Store: Send + Sync + 'static {
         token: &NewRefreshToken,
     ) -> Result<(), StoreError>;
 
-    /// Uses the token with `presented_hash` and stores its successor `next_hash`, atomically.
+    /// Uses the token with `presented_hash` and stores its successor `next_hash`, atomically;
+    /// the successor expires when the family does (rotation never extends it).
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
         next_hash: &str,
-        expires_at: Timestamp,
     ) -> Result<Rotation, StoreError>;
 
     /// Revokes the whole family of the token with this hash (nothing if it is unknown).
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError>;
+
+    /// Deletes up to `limit` refresh tokens that are expired or revoked, oldest first;
+    /// returns how many went. Used tokens of live families stay, for reuse detection.
+    async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);
