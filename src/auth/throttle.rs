@@ -1,7 +1,9 @@
 //! Backoff for repeated failed logins, so that guessing a password gets slower with every wrong
 //! guess, without letting anyone lock a user out.
 //!
-//! Failures are counted per (username, client IP). The first `FREE_FAILURES` cost nothing
+//! Failures are counted per (username, client IP), an IPv6 client by its /64 (one host or
+//! home network usually holds a whole /64, so each of its addresses is no fresh start). The
+//! first `FREE_FAILURES` cost nothing
 //! extra; after that each attempt of that client for that username must wait twice as long as
 //! the one before (capped), whether or not the user exists, so the throttle reveals nothing. A
 //! client with no failures of its own is never held back: an attacker failing from one address
@@ -31,6 +33,18 @@ pub const MAX_TRACKED: usize = 50_000;
 
 /// Whose failures these are: a username (validated, so at most 64 bytes) from one client.
 type Key = (String, Option<IpAddr>);
+
+/// The address failures are counted under: an IPv4 address (also when written IPv4-mapped),
+/// or the /64 network of an IPv6 address.
+fn network(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
+        },
+    }
+}
 
 #[derive(Debug, Clone, Copy)]
 struct Failures {
@@ -84,7 +98,7 @@ impl LoginThrottle {
     }
 
     fn key(username: &Username, client: ClientIp) -> Key {
-        (username.as_str().to_owned(), client.0)
+        (username.as_str().to_owned(), client.0.map(network))
     }
 
     /// `Err(wait)` when this client must wait before its next attempt for `username`.
@@ -210,6 +224,21 @@ mod tests {
             throttle.check(&alice, from(1)).is_err(),
             "another client's success does not clear the attacker's failures"
         );
+    }
+
+    #[test]
+    fn an_ipv6_client_counts_by_its_64_and_a_mapped_ipv4_as_itself() {
+        let throttle = LoginThrottle::default();
+        let alice = user("alice");
+        let v6 = |s: &str| ClientIp(Some(s.parse().unwrap()));
+        fail_freely(&throttle, "alice", v6("2001:db8:1:2::1"));
+        throttle.failed(&alice, v6("2001:db8:1:2::1"));
+
+        assert!(throttle.check(&alice, v6("2001:db8:1:2:ffff::9")).is_err());
+        assert!(throttle.check(&alice, v6("2001:db8:1:3::1")).is_ok());
+        fail_freely(&throttle, "alice", from(1));
+        throttle.failed(&alice, from(1));
+        assert!(throttle.check(&alice, v6("::ffff:203.0.113.1")).is_err());
     }
 
     #[test]
