@@ -1,39 +1,61 @@
-//! Work the service does on its own, beside requests: the reservation expiry sweep.
+//! Work the service does on its own, beside requests: the reservation expiry sweep and the
+//! refresh-token purge.
 //!
 //! A reservation holds its units until `expires_at` and no longer than about a second after:
 //! every `SWEEP_EVERY` each instance expires what has run out (`Store::expire_reservations`,
 //! which looks before it writes and takes each reservation under a lock, so instances sharing
-//! a database never expire one twice). Each round runs as a task of its own, so a failure or
-//! a panic in one is logged and the next round goes on.
+//! a database never expire one twice).
+//!
+//! Every `PURGE_EVERY` each instance deletes refresh tokens that can never be used again,
+//! expired or revoked (`Store::purge_refresh_tokens`), `PURGE_LIMIT` rows per statement so
+//! that no write holds the database long. Instances sharing a database may purge at once:
+//! deleting a row twice is harmless.
+//!
+//! Each round runs as a task of its own, so a failure or a panic in one is logged and the
+//! next round goes on.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// How often overdue reservations are looked for.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 /// Most reservations one round expires (one transaction); the next round takes the rest.
 const SWEEP_LIMIT: i64 = 500;
+/// How often expired and revoked refresh tokens are purged.
+pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
+/// Most refresh tokens one statement of the purge deletes; a round repeats it until done.
+pub const PURGE_LIMIT: i64 = 1_000;
 
 /// The running background tasks; dropping this (or `stop`) ends them.
 pub struct Background {
     sweep: JoinHandle<()>,
+    purge: JoinHandle<()>,
 }
 
 impl Background {
     /// Starts the background tasks on `store`.
     pub fn start(store: Arc<dyn Store>) -> Self {
+        let sweeping = store.clone();
         Self {
-            sweep: tokio::spawn(sweep_forever(store)),
+            sweep: tokio::spawn(every(SWEEP_EVERY, "reservation expiry", move || {
+                expire_reservations(sweeping.clone())
+            })),
+            purge: tokio::spawn(every(PURGE_EVERY, "refresh-token purge", move || {
+                let store = store.clone();
+                async move { purge_refresh_tokens(store.as_ref()).await.map(drop) }
+            })),
         }
     }
 
     /// Ends the background tasks (at shutdown, before the store closes).
     pub fn stop(&self) {
         self.sweep.abort();
+        self.purge.abort();
     }
 }
 
@@ -43,31 +65,58 @@ impl Drop for Background {
     }
 }
 
-async fn sweep_forever(store: Arc<dyn Store>) {
+/// One round of the reservation expiry sweep.
+async fn expire_reservations(store: Arc<dyn Store>) -> Result<(), StoreError> {
+    let expired = store.expire_reservations(SWEEP_LIMIT).await?;
+    if expired.reservations > 0 {
+        tracing::info!(
+            reservations = expired.reservations,
+            units = expired.quantity,
+            "expired reservations"
+        );
+    }
+    Ok(())
+}
+
+/// One round of the refresh-token purge: every expired or revoked token, `PURGE_LIMIT` at a
+/// time. Returns how many went.
+pub async fn purge_refresh_tokens(store: &dyn Store) -> Result<u64, StoreError> {
+    let mut purged = 0;
+    loop {
+        let deleted = store.purge_refresh_tokens(PURGE_LIMIT).await?;
+        purged += deleted;
+        if deleted < PURGE_LIMIT.unsigned_abs() {
+            break;
+        }
+    }
+    if purged > 0 {
+        tracing::info!(
+            refresh_tokens = purged,
+            "purged expired and revoked refresh tokens"
+        );
+    }
+    Ok(purged)
+}
+
+/// Runs `round` every `period`, each time as a task of its own, until aborted.
+async fn every<R, F>(period: Duration, task: &'static str, round: R)
+where
+    R: Fn() -> F + Send + 'static,
+    F: Future<Output = Result<(), StoreError>> + Send + 'static,
+{
     let mut failing = false;
     loop {
-        tokio::time::sleep(SWEEP_EVERY).await;
-        let store = store.clone();
-        let round = tokio::spawn(async move { store.expire_reservations(SWEEP_LIMIT).await });
-        match round.await {
-            Ok(Ok(expired)) => {
-                failing = false;
-                if expired.reservations > 0 {
-                    tracing::info!(
-                        reservations = expired.reservations,
-                        units = expired.quantity,
-                        "expired reservations"
-                    );
-                }
-            }
-            // Logged once per outage, not every half second.
+        tokio::time::sleep(period).await;
+        match tokio::spawn(round()).await {
+            Ok(Ok(())) => failing = false,
+            // Logged once per outage, not every round.
             Ok(Err(e)) if !failing => {
                 failing = true;
-                tracing::warn!(error = %e, "the reservation expiry sweep failed; retrying");
+                tracing::warn!(error = %e, task, "a background round failed; retrying");
             }
             Ok(Err(_)) => {}
             Err(e) if e.is_panic() => {
-                tracing::error!(error = %e, "a reservation expiry round panicked");
+                tracing::error!(error = %e, task, "a background round panicked");
             }
             Err(_) => return,
         }

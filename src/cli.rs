@@ -53,6 +53,8 @@ impl UserCommand {
                 if role == Role::Seller && seller_ids.is_empty() {
                     return Err("a seller needs at least one --seller-id".into());
                 }
+                role.check_sellers(&seller_ids)
+                    .map_err(|e| format!("--seller-id: {e}"))?;
                 Ok(Self::Add {
                     username,
                     role,

@@ -1,7 +1,10 @@
-//! Access tokens: HS256/384/512 JWTs with `sub`, `exp`, `iat`, `jti` and `typ = "access"`.
+//! Access tokens: HS256/384/512 JWTs with `sub`, `exp`, `iat`, `jti`, `typ = "access"` and
+//! `ver`, the user's token version when the token was issued (a password change or a
+//! deactivation raises it, and the authentication layer refuses tokens of an older one).
 //!
-//! Only the configured algorithm verifies; `alg: none`, other algorithms, bad signatures and
-//! expired tokens (beyond a few seconds of clock leeway) all fail. Refresh tokens are not JWTs
+//! Only the configured algorithm verifies; `alg: none`, other algorithms, bad signatures,
+//! expired tokens, tokens not yet valid (`nbf`) and tokens issued in the future (`iat`), each
+//! beyond a few seconds of clock leeway, all fail. Refresh tokens are not JWTs
 //! at all (see `crate::auth::login`), so neither kind can pass for the other.
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -21,6 +24,19 @@ pub struct Claims {
     pub iat: i64,
     pub jti: String,
     pub typ: String,
+    /// The user's `token_version` at issue (`crate::domain::User`).
+    pub ver: i64,
+    /// Not before: sellerdesk never sets it, but a token that carries one is honoured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+}
+
+/// Whom a valid access token speaks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bearer {
+    pub user_id: i64,
+    /// The user's token version when the token was issued; only the current one is accepted.
+    pub token_version: i64,
 }
 
 /// The signing and verifying keys, built once from the configuration.
@@ -42,6 +58,7 @@ impl JwtKeys {
         let secret = config.secret_key.expose().as_bytes();
         let mut validation = Validation::new(algorithm);
         validation.leeway = LEEWAY_SECONDS;
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         Self {
             algorithm,
@@ -57,8 +74,8 @@ impl JwtKeys {
         self.ttl.as_secs()
     }
 
-    /// A new access token for `user_id`.
-    pub fn issue(&self, user_id: i64) -> String {
+    /// A new access token for `user_id`, whose current token version is `token_version`.
+    pub fn issue(&self, user_id: i64, token_version: i64) -> String {
         let now = Timestamp::now();
         let claims = Claims {
             sub: user_id.to_string(),
@@ -66,6 +83,8 @@ impl JwtKeys {
             exp: now.plus(self.ttl).unix(),
             jti: super::random_hex(16),
             typ: ACCESS_TYPE.to_owned(),
+            ver: token_version,
+            nbf: None,
         };
         self.sign(&claims)
     }
@@ -76,12 +95,21 @@ impl JwtKeys {
             .expect("HMAC signing of plain claims cannot fail")
     }
 
-    /// The user id of a valid access token, or `None` for any kind of invalid token.
-    pub fn verify(&self, token: &str) -> Option<i64> {
+    /// The user of a valid access token, or `None` for any kind of invalid token.
+    pub fn verify(&self, token: &str) -> Option<Bearer> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation).ok()?;
         if data.claims.typ != ACCESS_TYPE {
             return None;
         }
-        data.claims.sub.parse().ok()
+        // jsonwebtoken checks `exp` and `nbf` but not `iat`: a token "issued" in the future
+        // was not issued by a verifier whose clock agrees with ours.
+        let leeway = i64::try_from(LEEWAY_SECONDS).unwrap_or(i64::MAX);
+        if data.claims.iat > Timestamp::now().unix().saturating_add(leeway) {
+            return None;
+        }
+        Some(Bearer {
+            user_id: data.claims.sub.parse().ok()?,
+            token_version: data.claims.ver,
+        })
     }
 }

@@ -14,7 +14,8 @@ use super::caller::Authenticated;
 use crate::error::ApiError;
 use crate::AppState;
 
-/// Lets a request with a valid bearer token of an active user through, with the caller in its
+/// Lets a request with a valid bearer token of an active user, of the user's current token
+/// version, through, with the caller in its
 /// extensions and `user_id` on its span; answers anything else 401 (`WWW-Authenticate:
 /// Bearer`, with `error="invalid_token"` when a token was sent).
 pub async fn require_token(State(app): State<AppState>, mut req: Request, next: Next) -> Response {
@@ -39,14 +40,14 @@ async fn authenticate(app: &AppState, headers: &HeaderMap) -> Result<Authenticat
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .ok_or_else(invalid)?;
-    let id = app.auth.keys.verify(token).ok_or_else(invalid)?;
+    let bearer = app.auth.keys.verify(token).ok_or_else(invalid)?;
     let user = app
         .auth
         .principals
-        .load(app.store.as_ref(), id)
+        .load(app.store.as_ref(), bearer)
         .await?
         .ok_or_else(invalid)?;
     // The request log line names the caller (see `crate::middleware::request_span`).
-    tracing::Span::current().record("user_id", id);
+    tracing::Span::current().record("user_id", bearer.user_id);
     Ok(Authenticated(user))
 }

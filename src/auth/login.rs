@@ -6,7 +6,7 @@
 //! starts a family; each refresh replaces the token with a new one of the same family, and
 //! presenting a replaced token again revokes the whole family (it was probably stolen).
 
-use crate::domain::{NewRefreshToken, Rotation, Timestamp};
+use crate::domain::{NewRefreshToken, Rotation, Timestamp, Username};
 use crate::middleware::ClientIp;
 use crate::AppState;
 
@@ -26,27 +26,36 @@ pub struct IssuedTokens {
     /// Lifetime of the access token, in seconds.
     pub expires_in: u64,
     pub refresh_token: String,
-    /// Lifetime of the refresh token, in seconds.
+    /// Seconds until the refresh token expires: the refresh-token lifetime at login, less on
+    /// each refresh (a family's lifetime counts from its login).
     pub refresh_expires_in: u64,
 }
 
 /// Logs `username` in with `password` (OAuth2 password grant).
 ///
-/// A username with too many recent failures must wait (`Throttled`) before its password is even
-/// checked. An unknown user is checked against a dummy hash, so that it costs the same time as a
-/// wrong password and gets the same answer. Failures are logged with the username and the
-/// client's IP, never the password.
+/// A name that could not be a username (the rules of `Username`) gets the answer of a wrong
+/// password at once: it never reaches the throttle, the database or the log. A client with too
+/// many recent failures for this username must wait (`Throttled`) before its password is even
+/// checked; other clients are not held back. An unknown user is checked against a dummy hash,
+/// so that it costs the same time as a wrong password and gets the same answer. Failures are
+/// logged with the username and the client's IP, never the password.
 pub async fn password_grant(
     app: &AppState,
     client: ClientIp,
     username: &str,
     password: &str,
 ) -> Result<IssuedTokens, AuthError> {
-    if let Err(wait) = app.auth.throttle.check(username) {
-        tracing::warn!(username, client_ip = %client, "login throttled after repeated failures");
+    let Ok(username) = Username::parse(username) else {
+        tracing::warn!(client_ip = %client, "login failed: not a valid username");
+        return Err(AuthError::InvalidCredentials);
+    };
+    let throttle = &app.auth.throttle;
+    if let Err(wait) = throttle.check(&username, client) {
+        tracing::warn!(username = username.as_str(), client_ip = %client,
+            "login throttled after repeated failures");
         return Err(AuthError::Throttled { retry_after: wait });
     }
-    let (user, hash) = match app.store.find_login(username).await? {
+    let (user, hash) = match app.store.find_login(username.as_str()).await? {
         Some((user, hash)) => (Some(user), Some(hash)),
         None => (None, None),
     };
@@ -54,12 +63,12 @@ pub async fn password_grant(
     let user = match user {
         Some(user) if verified && user.is_active => user,
         _ => {
-            app.auth.throttle.failed(username);
-            tracing::warn!(username, client_ip = %client, "login failed");
+            throttle.failed(&username, client);
+            tracing::warn!(username = username.as_str(), client_ip = %client, "login failed");
             return Err(AuthError::InvalidCredentials);
         }
     };
-    app.auth.throttle.succeeded(username);
+    throttle.succeeded(&username, client);
     let refresh = random_hex(REFRESH_TOKEN_BYTES);
     let record = NewRefreshToken {
         token_hash: token_hash(&refresh),
@@ -68,21 +77,32 @@ pub async fn password_grant(
     };
     app.store.insert_refresh_token(user.id, &record).await?;
     tracing::info!(user_id = user.id, client_ip = %client, "login succeeded");
-    Ok(issue(app, user.id, refresh))
+    Ok(issue(
+        app,
+        user.id,
+        user.token_version,
+        refresh,
+        record.expires_at,
+    ))
 }
 
 /// Exchanges a refresh token for a new access token and a new refresh token of the same
-/// family; the presented one stops working. Of two concurrent refreshes with one token, the
-/// store lets exactly one rotate it; the other counts as reuse.
+/// family; the presented one stops working. The new one expires with its family, at the
+/// login's time plus the refresh-token lifetime: refreshing never makes a session longer. Of
+/// two concurrent refreshes with one token, the store lets exactly one rotate it; the other
+/// counts as reuse.
 pub async fn refresh_grant(app: &AppState, presented: &str) -> Result<IssuedTokens, AuthError> {
     let next = random_hex(REFRESH_TOKEN_BYTES);
-    let expires_at = Timestamp::now().plus(app.config.refresh_token_ttl);
     match app
         .store
-        .rotate_refresh_token(&token_hash(presented), &token_hash(&next), expires_at)
+        .rotate_refresh_token(&token_hash(presented), &token_hash(&next))
         .await?
     {
-        Rotation::Rotated { user_id } => Ok(issue(app, user_id, next)),
+        Rotation::Rotated {
+            user_id,
+            token_version,
+            expires_at,
+        } => Ok(issue(app, user_id, token_version, next, expires_at)),
         Rotation::Reused => {
             tracing::warn!("a rotated refresh token was presented again: its family is revoked");
             Err(AuthError::RefreshTokenReused)
@@ -98,12 +118,18 @@ pub async fn revoke(app: &AppState, token: &str) -> Result<(), AuthError> {
     Ok(())
 }
 
-fn issue(app: &AppState, user_id: i64, refresh_token: String) -> IssuedTokens {
+fn issue(
+    app: &AppState,
+    user_id: i64,
+    token_version: i64,
+    refresh_token: String,
+    refresh_expires_at: Timestamp,
+) -> IssuedTokens {
     IssuedTokens {
         user_id,
-        access_token: app.auth.keys.issue(user_id),
+        access_token: app.auth.keys.issue(user_id, token_version),
         expires_in: app.auth.keys.ttl_seconds(),
         refresh_token,
-        refresh_expires_in: app.config.refresh_token_ttl.as_secs(),
+        refresh_expires_in: Timestamp::now().seconds_until(refresh_expires_at),
     }
 }

@@ -36,7 +36,10 @@ pub use stock::{
     StockLevel, Thresholds, MAX_UNITS,
 };
 pub use timestamp::Timestamp;
-pub use user::{NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch, Username};
+pub use user::{
+    distinct_sellers, NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch,
+    Username,
+};
 
 use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};

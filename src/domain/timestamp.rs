@@ -48,6 +48,12 @@ impl Timestamp {
         self.0.timestamp()
     }
 
+    /// Seconds from `self` to `later`, to the nearest second; 0 when `later` is not after.
+    pub fn seconds_until(self, later: Self) -> u64 {
+        let millis = (later.0 - self.0).num_milliseconds();
+        u64::try_from(millis.saturating_add(500) / 1000).unwrap_or(0)
+    }
+
     /// The JSON form written digit by digit: every record in a response carries two of these,
     /// and interpreting a format string per value was ~7% of a 100-row batch's CPU. `None`
     /// outside years 0–9999 and on a leap second, which `chrono` then formats.

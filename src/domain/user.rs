@@ -32,6 +32,26 @@ impl Role {
             Self::Seller => "seller",
         }
     }
+
+    /// Whether a user of this role may act for exactly `sellers`: a seller needs at least one
+    /// (with none, every request would see nothing and write nothing), and no user lists a
+    /// seller twice. Checked on creation and on every change of role or sellers.
+    pub fn check_sellers(self, sellers: &[SellerId]) -> Result<(), &'static str> {
+        if self == Self::Seller && sellers.is_empty() {
+            return Err("a seller needs at least one seller_id");
+        }
+        distinct_sellers(sellers)
+    }
+}
+
+/// A user's sellers list each seller once (`user_sellers` could not store it twice).
+pub fn distinct_sellers(sellers: &[SellerId]) -> Result<(), &'static str> {
+    let mut seen = std::collections::HashSet::with_capacity(sellers.len());
+    if sellers.iter().all(|seller| seen.insert(seller.as_str())) {
+        Ok(())
+    } else {
+        Err("must not list a seller_id twice")
+    }
 }
 
 /// A login name: 3 to 64 of `A-Z a-z 0-9 . _ @ -`, stored and compared exactly as sent.
@@ -98,6 +118,10 @@ pub struct User {
     pub role: Role,
     pub seller_ids: Vec<SellerId>,
     pub is_active: bool,
+    /// The version every access token of this user must carry; a password change or a
+    /// deactivation adds one, which ends every session (`docs/auth.md`). Never shown.
+    #[serde(skip)]
+    pub token_version: i64,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
 }
@@ -112,6 +136,11 @@ pub struct NewUser {
 }
 
 /// The changes of `PATCH /api/v1/users/{id}`; `None` leaves a field as it is.
+///
+/// A new password or a deactivation ends every session of the user: all their refresh tokens
+/// are revoked and their `token_version` goes up, so their access tokens stop working too. A
+/// change of role or sellers does not: access tokens carry neither, and the next request reads
+/// the new ones (`crate::auth::principals`).
 #[derive(Debug, Clone, Default)]
 pub struct UserPatch {
     pub is_active: Option<bool>,
@@ -120,11 +149,23 @@ pub struct UserPatch {
     pub password_hash: Option<String>,
 }
 
+impl UserPatch {
+    /// Whether applying this patch ends every session of the user.
+    pub fn ends_sessions(&self) -> bool {
+        self.is_active == Some(false) || self.password_hash.is_some()
+    }
+}
+
 /// What a refresh-token rotation found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rotation {
-    /// The token was live; it is now used, and its successor belongs to this user.
-    Rotated { user_id: i64 },
+    /// The token was live; it is now used, and its successor belongs to this user (whose
+    /// current `token_version` is given) and expires with its family at `expires_at`.
+    Rotated {
+        user_id: i64,
+        token_version: i64,
+        expires_at: Timestamp,
+    },
     /// The token had already been rotated: its whole family is now revoked.
     Reused,
     /// Unknown, expired, revoked, or its user is inactive.
@@ -136,5 +177,7 @@ pub enum Rotation {
 pub struct NewRefreshToken {
     pub token_hash: String,
     pub family_id: String,
+    /// The family's absolute expiry: the login's time plus the refresh-token lifetime, the
+    /// same for every token rotated from that login.
     pub expires_at: Timestamp,
 }

@@ -9,7 +9,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::AuthUser;
-use crate::domain::{NewPassword, NewUser, Role, SellerId, User, UserPatch, Username};
+use crate::domain::{
+    distinct_sellers, NewPassword, NewUser, Role, SellerId, User, UserPatch, Username,
+};
 use crate::error::{ApiError, Envelope};
 use crate::extract::{FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson};
 use crate::routes::Page;
@@ -46,9 +48,11 @@ impl FromJsonObject for CreateUserRequest {
         } else {
             Some(Vec::new())
         };
-        if role == Some(Role::Seller) && seller_ids.as_ref().is_some_and(Vec::is_empty) {
-            o.fail("seller_ids", "a seller needs at least one seller_id");
-            return None;
+        if let (Some(role), Some(sellers)) = (role, &seller_ids) {
+            if let Err(problem) = role.check_sellers(sellers) {
+                o.fail("seller_ids", problem);
+                return None;
+            }
         }
         Some(Self {
             username: username?,
@@ -85,6 +89,14 @@ impl FromJsonObject for UpdateUserRequest {
         let password = o
             .has("password")
             .then(|| o.text("password", NewPassword::parse));
+        if let Some(Some(sellers)) = &seller_ids {
+            // Whether the user may be left without sellers depends on their role, which may be
+            // the stored one: `update_user` checks that.
+            if let Err(problem) = distinct_sellers(sellers) {
+                o.fail("seller_ids", problem);
+                return None;
+            }
+        }
         let patch = Self {
             is_active: optional(is_active)?,
             role: optional(role)?,
@@ -179,9 +191,11 @@ pub async fn get_user(
 
 /// Change a user's active flag, role, sellers or password (admin only).
 ///
-/// Takes effect within seconds for access tokens already issued; deactivation also revokes
-/// every refresh token of the user at once. Admins cannot deactivate or demote themselves, so
-/// that the last admin cannot lock everyone out.
+/// A deactivation or a new password ends every session of the user: their refresh tokens at
+/// once, their access tokens within seconds (`docs/auth.md`, Sessions). A change of role or
+/// sellers applies to access tokens already issued within seconds. A seller must keep at least
+/// one seller (422). Admins cannot deactivate or demote themselves, so that the last admin
+/// cannot lock everyone out.
 #[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users",
     params(("id" = i64, Path, description = "the user's id", minimum = 1)),
     request_body = UpdateUserRequest,
@@ -202,6 +216,14 @@ pub async fn update_user(
             "body",
             "you cannot deactivate or demote your own account",
         ));
+    }
+    if req.role == Some(Role::Seller) || req.seller_ids.as_ref().is_some_and(Vec::is_empty) {
+        // Whether the user ends up a seller without sellers depends on what is stored.
+        let current = app.store.get_user(id).await?;
+        let role = req.role.unwrap_or(current.role);
+        let sellers = req.seller_ids.as_deref().unwrap_or(&current.seller_ids);
+        role.check_sellers(sellers)
+            .map_err(|problem| ApiError::invalid("seller_ids", problem))?;
     }
     let password_hash = match &req.password {
         Some(password) => Some(app.auth.passwords.hash(password.expose()).await?),

@@ -511,19 +511,13 @@ where
         &self,
         presented_hash: &str,
         next_hash: &str,
-        expires_at: Timestamp,
     ) -> Result<Rotation, StoreError> {
         // On MySQL two rotations of one token can deadlock (the winner's insert needs a gap
         // lock beside the index entry the loser waits on); the repeated loser then finds the
         // token used, which is the answer it should get.
-        let args = (presented_hash.to_owned(), next_hash.to_owned(), expires_at);
-        self.write(args, |conn, (presented, next, expires_at)| {
-            Box::pin(Shared::rotate_refresh_token(
-                conn,
-                presented,
-                next,
-                *expires_at,
-            ))
+        let args = (presented_hash.to_owned(), next_hash.to_owned());
+        self.write(args, |conn, (presented, next)| {
+            Box::pin(Shared::rotate_refresh_token(conn, presented, next))
         })
         .await
     }
@@ -531,6 +525,13 @@ where
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
         self.write(token_hash.to_owned(), |conn, token_hash| {
             Box::pin(Shared::revoke_refresh_family(conn, token_hash))
+        })
+        .await
+    }
+
+    async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError> {
+        self.write(limit, |conn, limit| {
+            Box::pin(Shared::purge_refresh_tokens(conn, Timestamp::now(), *limit))
         })
         .await
     }

@@ -32,7 +32,7 @@ use crate::domain::{
     InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
     NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Released, Reservation,
     ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
-    Thresholds, Timestamp, User, UserPatch,
+    Thresholds, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -247,8 +247,8 @@ pub trait Store: Send + Sync + 'static {
     /// Every user, ordered by id.
     async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError>;
 
-    /// Applies `patch` and returns the user; deactivating revokes all their refresh tokens.
-    /// Audited.
+    /// Applies `patch` and returns the user; a deactivation or a new password ends every
+    /// session (`UserPatch::ends_sessions`). Audited.
     async fn update_user(
         &self,
         id: i64,
@@ -266,12 +266,12 @@ pub trait Store: Send + Sync + 'static {
         token: &NewRefreshToken,
     ) -> Result<(), StoreError>;
 
-    /// Uses the token with `presented_hash` and stores its successor `next_hash`, atomically.
+    /// Uses the token with `presented_hash` and stores its successor `next_hash`, atomically;
+    /// the successor expires when the family does (rotation never extends it).
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
         next_hash: &str,
-        expires_at: Timestamp,
     ) -> Result<Rotation, StoreError>;
 
     /// Revokes the whole family of the token with this hash (nothing if it is unknown).
@@ -287,6 +287,10 @@ pub trait Store: Send + Sync + 'static {
         filter: &AuditFilter,
         page: PageRequest,
     ) -> Result<Listed<AuditEntry>, StoreError>;
+
+    /// Deletes up to `limit` refresh tokens that are expired or revoked, oldest first;
+    /// returns how many went. Used tokens of live families stay, for reuse detection.
+    async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);

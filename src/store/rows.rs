@@ -241,7 +241,8 @@ impl From<ReservationItemRow> for ReservationItem {
 }
 
 /// The columns `UserRow` reads, in a `SELECT` of table `users` (never the password hash).
-pub(super) const USER_COLUMNS: &str = "id, username, role, is_active, create_time, update_time";
+pub(super) const USER_COLUMNS: &str =
+    "id, username, role, is_active, token_version, create_time, update_time";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct UserRow {
@@ -249,6 +250,7 @@ pub(super) struct UserRow {
     username: Text,
     role: Text,
     is_active: bool,
+    token_version: i64,
     create_time: NaiveDateTime,
     update_time: NaiveDateTime,
 }
@@ -263,6 +265,7 @@ impl UserRow {
             role: Role::parse(&self.role.0).unwrap_or(Role::Seller),
             seller_ids,
             is_active: self.is_active,
+            token_version: self.token_version,
             create_time: Timestamp::from_naive_utc(self.create_time),
             update_time: Timestamp::from_naive_utc(self.update_time),
         }

@@ -30,6 +30,8 @@ fn claims(sub: &str, iat: i64, exp: i64, typ: &str) -> Claims {
         exp,
         jti: "test-jti".into(),
         typ: typ.into(),
+        ver: 0,
+        nbf: None,
     }
 }
 
@@ -39,10 +41,12 @@ backend_tests!(
     malformed_token_requests_get_oauth_errors,
     unknown_user_and_wrong_password_get_byte_identical_answers,
     every_kind_of_bad_bearer_token_is_401_with_a_challenge,
+    a_token_not_yet_valid_or_issued_in_the_future_is_401,
     a_refresh_rotates_the_pair_and_the_old_refresh_token_stops_working,
     of_two_concurrent_refreshes_with_one_token_exactly_one_succeeds,
     a_revoked_refresh_token_gets_401_and_revoke_always_answers_200,
     repeated_failed_logins_slow_that_username_down,
+    a_name_that_cannot_be_a_username_is_refused_like_a_wrong_password_and_never_throttled,
     no_token_or_password_reaches_the_log
 );
 
@@ -210,6 +214,50 @@ async fn every_kind_of_bad_bearer_token_is_401_with_a_challenge(app: TestApp) {
     assert_unauthorized(&basic, "basic auth");
 }
 
+async fn a_token_not_yet_valid_or_issued_in_the_future_is_401(app: TestApp) {
+    let now = chrono::Utc::now().timestamp();
+    let keys = &app.state.auth.keys;
+    let valid_from = |nbf: i64| Claims {
+        nbf: Some(nbf),
+        ..claims("1", now, now + 600, "access")
+    };
+    // Within the five seconds of clock leeway, or in the past: accepted.
+    for (label, token) in [
+        ("nbf in the past", keys.sign(&valid_from(now - 60))),
+        ("nbf within the leeway", keys.sign(&valid_from(now + 2))),
+        (
+            "iat within the leeway",
+            keys.sign(&claims("1", now + 2, now + 600, "access")),
+        ),
+    ] {
+        let response = app
+            .request_as(Method::GET, "/api/v1/auth/me", None, Some(&token))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::OK,
+            "{label}: {}",
+            response.text
+        );
+    }
+    for (label, token) in [
+        ("nbf in a minute", keys.sign(&valid_from(now + 60))),
+        (
+            "iat in a minute",
+            keys.sign(&claims("1", now + 60, now + 600, "access")),
+        ),
+        (
+            "iat in a day, exp after it",
+            keys.sign(&claims("1", now + 86_400, now + 90_000, "access")),
+        ),
+    ] {
+        let response = app
+            .request_as(Method::GET, "/api/v1/auth/me", None, Some(&token))
+            .await;
+        assert_unauthorized(&response, label);
+    }
+}
+
 async fn a_refresh_rotates_the_pair_and_the_old_refresh_token_stops_working(app: TestApp) {
     let first = app.login("admin", ADMIN_PASSWORD).await;
     let old = first["refresh_token"].as_str().unwrap();
@@ -341,6 +389,95 @@ async fn repeated_failed_logins_slow_that_username_down(app: TestApp) {
     assert!(
         lines.iter().any(|l| l.contains("login failed")),
         "{lines:#?}"
+    );
+}
+
+async fn a_name_that_cannot_be_a_username_is_refused_like_a_wrong_password_and_never_throttled(
+    app: TestApp,
+) {
+    let marker = rand_suffix();
+    let wrong = app
+        .token_request(&[("username", "admin"), ("password", "not-the-password")])
+        .await;
+    for name in [
+        format!("no spaces {marker}"),
+        format!("{marker}{}", "x".repeat(64)),
+        format!("new\nline{marker}"),
+        "ab".to_owned(),
+    ] {
+        // Past the free failures: a name that reached the throttle would now be 429.
+        for attempt in 0..8 {
+            let response = app
+                .token_request(&[("username", &name), ("password", "whatever-password")])
+                .await;
+            assert_eq!(
+                response.status,
+                StatusCode::UNAUTHORIZED,
+                "{name:?}, attempt {attempt}: {}",
+                response.text
+            );
+            assert_eq!(
+                response.text, wrong.text,
+                "{name:?}: the answer of a wrong password"
+            );
+        }
+    }
+    assert!(
+        !everything_logged().contains(&marker),
+        "an invalid username reached the log"
+    );
+    assert_eq!(app.state.auth.throttle.tracked(), 1, "only admin's failure");
+}
+
+/// An app that believes `X-Forwarded-For` from the in-process mock peer, so that a test can
+/// speak as several clients.
+async fn behind_a_trusted_proxy() -> TestApp {
+    TestApp::with_config(|config| {
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failed_logins_from_one_client_do_not_lock_the_user_out_of_another() {
+    let app = behind_a_trusted_proxy().await;
+    let (attacker, user) = ("203.0.113.7", "198.51.100.20");
+    for _ in 0..10 {
+        app.token_request_from(
+            attacker,
+            &[("username", "admin"), ("password", "a-wrong-guess")],
+        )
+        .await;
+    }
+    let throttled = app
+        .token_request_from(
+            attacker,
+            &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        throttled.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the attacker is slowed down: {}",
+        throttled.text
+    );
+
+    let real = app
+        .token_request_from(user, &[("username", "admin"), ("password", ADMIN_PASSWORD)])
+        .await;
+
+    assert_eq!(real.status, StatusCode::OK, "{}", real.text);
+    assert!(real.json["access_token"].is_string());
+    let still = app
+        .token_request_from(
+            attacker,
+            &[("username", "admin"), ("password", ADMIN_PASSWORD)],
+        )
+        .await;
+    assert_eq!(
+        still.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "the user's success does not clear the attacker's failures"
     );
 }
 

@@ -255,7 +255,7 @@ impl TestApp {
             .unwrap()
             .expect("admin exists")
             .0;
-        let admin_token = state.auth.keys.issue(admin.id);
+        let admin_token = state.auth.keys.issue(admin.id, admin.token_version);
         let router = build_app(state.clone())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
         Self {
@@ -290,6 +290,28 @@ impl TestApp {
             done.expect("the deadline moves").rows_affected()
         };
         assert_eq!(changed, 1, "reservation {id} exists");
+    }
+
+    /// Moves the `expires_at` of every refresh token of user `user_id` to `at`, straight in the
+    /// database: a family lives for days, too long for a test to wait.
+    pub async fn move_refresh_expiry(&self, user_id: i64, at: chrono::DateTime<chrono::Utc>) {
+        use sqlx::Connection;
+        let sql = "UPDATE refresh_tokens SET expires_at = ? WHERE user_id = ?";
+        let at = at.naive_utc();
+        let changed = if self.database_url.starts_with("sqlite:") {
+            let mut conn = sqlx::SqliteConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(at).bind(user_id).execute(&mut conn);
+            done.await.expect("the expiry moves").rows_affected()
+        } else {
+            let mut conn = sqlx::MySqlConnection::connect(&self.database_url)
+                .await
+                .expect("the test database opens");
+            let done = sqlx::query(sql).bind(at).bind(user_id).execute(&mut conn);
+            done.await.expect("the expiry moves").rows_affected()
+        };
+        assert!(changed > 0, "user {user_id} has refresh tokens");
     }
 
     /// Runs `sql` with `id` bound to its one `?`, straight in the database, and returns how many
@@ -449,16 +471,32 @@ impl TestApp {
 
     /// Posts an OAuth2 form to the token endpoint.
     pub async fn token_request(&self, form: &[(&str, &str)]) -> TestResponse {
+        self.token_request_with(form, None).await
+    }
+
+    /// Posts an OAuth2 form to the token endpoint as if a proxy forwarded it from `client`
+    /// (`X-Forwarded-For`; believed only when the app trusts the mock peer, 127.0.0.1).
+    pub async fn token_request_from(&self, client: &str, form: &[(&str, &str)]) -> TestResponse {
+        self.token_request_with(form, Some(client)).await
+    }
+
+    async fn token_request_with(
+        &self,
+        form: &[(&str, &str)],
+        forwarded_for: Option<&str>,
+    ) -> TestResponse {
         let body: String = form
             .iter()
             .map(|(k, v)| format!("{}={}", urlencode(k), urlencode(v)))
             .collect::<Vec<_>>()
             .join("&");
-        let request = Request::post("/api/v1/auth/token")
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Body::from(body))
-            .unwrap();
-        self.send_anonymous(request).await
+        let mut request = Request::post("/api/v1/auth/token")
+            .header("content-type", "application/x-www-form-urlencoded");
+        if let Some(client) = forwarded_for {
+            request = request.header("x-forwarded-for", client);
+        }
+        self.send_anonymous(request.body(Body::from(body)).unwrap())
+            .await
     }
 
     /// Logs in with the password grant, insisting on success; returns the token response.
@@ -497,7 +535,13 @@ impl TestApp {
         let id = self
             .create_user(username, "seller-password-123", "seller", sellers)
             .await;
-        (id, self.state.auth.keys.issue(id))
+        let user = self
+            .state
+            .store
+            .get_user(id)
+            .await
+            .expect("the new user is stored");
+        (id, self.state.auth.keys.issue(id, user.token_version))
     }
 
     pub async fn get(&self, uri: &str) -> TestResponse {

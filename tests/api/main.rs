@@ -20,5 +20,6 @@ mod protected;
 mod rbac;
 mod reservations;
 mod sales;
+mod sessions;
 mod stock;
 mod tls;

@@ -40,7 +40,9 @@ backend_tests!(
     admins_create_list_get_and_change_users_without_ever_showing_a_hash,
     user_requests_are_validated_with_every_problem_listed,
     deactivation_stops_refresh_tokens_at_once_and_access_tokens_within_seconds,
-    a_change_of_sellers_applies_to_tokens_already_issued
+    a_change_of_sellers_applies_to_tokens_already_issued,
+    a_seller_id_listed_twice_is_422_on_create_and_on_patch,
+    a_seller_cannot_be_left_without_sellers
 );
 
 async fn a_seller_works_on_their_own_sellers_rows_only(app: TestApp) {
@@ -375,4 +377,125 @@ async fn a_change_of_sellers_applies_to_tokens_already_issued(app: TestApp) {
     assert_eq!(patched.status, StatusCode::OK);
 
     eventually(&app, &uri, &token, StatusCode::OK, Duration::from_secs(6)).await;
+}
+
+async fn a_seller_id_listed_twice_is_422_on_create_and_on_patch(app: TestApp) {
+    let twice = json!([SELLER_A, SELLER_B, SELLER_A]);
+    for role in ["seller", "admin"] {
+        let created = app
+            .post(
+                "/api/v1/users",
+                &json!({"username": format!("twice.{role}"), "password": "long-enough-password",
+                    "role": role, "seller_ids": twice}),
+            )
+            .await;
+        assert_error_envelope(&created, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            field_errors(&created),
+            [(
+                "seller_ids".into(),
+                "must not list a seller_id twice".into()
+            )],
+            "{role}"
+        );
+    }
+    let listed = app.get("/api/v1/users").await;
+    assert_eq!(
+        listed.json["data"]["meta"]["total"], 1,
+        "nothing was created"
+    );
+
+    let (id, _) = app.seller("frank", &[SELLER_A]).await;
+    let patched = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/users/{id}"),
+            Some(&json!({"seller_ids": twice})),
+        )
+        .await;
+    assert_error_envelope(&patched, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        field_errors(&patched),
+        [(
+            "seller_ids".into(),
+            "must not list a seller_id twice".into()
+        )]
+    );
+    let stored = app
+        .ok(Method::GET, &format!("/api/v1/users/{id}"), None)
+        .await;
+    assert_eq!(stored["seller_ids"], json!([SELLER_A]));
+}
+
+async fn a_seller_cannot_be_left_without_sellers(app: TestApp) {
+    let (seller, _) = app.seller("grace", &[SELLER_A]).await;
+    let admin = app
+        .create_user("heidi", "heidi-password-123", "admin", &[])
+        .await;
+    for (label, id, patch) in [
+        (
+            "a seller's sellers emptied",
+            seller,
+            json!({"seller_ids": []}),
+        ),
+        (
+            "a seller's sellers emptied, role restated",
+            seller,
+            json!({"role": "seller", "seller_ids": []}),
+        ),
+        (
+            "an admin without sellers demoted",
+            admin,
+            json!({"role": "seller"}),
+        ),
+        (
+            "an admin demoted with no sellers",
+            admin,
+            json!({"role": "seller", "seller_ids": []}),
+        ),
+    ] {
+        let response = app
+            .request(Method::PATCH, &format!("/api/v1/users/{id}"), Some(&patch))
+            .await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{label}: {}",
+            response.text
+        );
+        assert_error_envelope(&response, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            field_errors(&response),
+            [(
+                "seller_ids".into(),
+                "a seller needs at least one seller_id".into()
+            )],
+            "{label}"
+        );
+    }
+    let stored = app
+        .ok(Method::GET, &format!("/api/v1/users/{seller}"), None)
+        .await;
+    assert_eq!(stored["seller_ids"], json!([SELLER_A]));
+    let stored = app
+        .ok(Method::GET, &format!("/api/v1/users/{admin}"), None)
+        .await;
+    assert_eq!(stored["role"], "admin");
+    // What stays allowed: an admin without sellers, and a demotion that brings sellers.
+    let emptied_admin = app
+        .ok(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin}"),
+            Some(&json!({"seller_ids": []})),
+        )
+        .await;
+    assert_eq!(emptied_admin["seller_ids"], json!([]));
+    let demoted = app
+        .ok(
+            Method::PATCH,
+            &format!("/api/v1/users/{admin}"),
+            Some(&json!({"role": "seller", "seller_ids": [SELLER_B]})),
+        )
+        .await;
+    assert_eq!(demoted["role"], "seller");
 }

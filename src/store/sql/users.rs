@@ -13,6 +13,17 @@ use crate::domain::{
 use crate::store::rows::{Text, UserRow, USER_COLUMNS};
 use crate::store::{Listed, StoreError};
 
+/// A refresh token found by its hash, with its user: user id, family, expiry, when it was
+/// used, whether the user is active, and the user's token version.
+type FoundToken = (i64, Text, NaiveDateTime, Option<NaiveDateTime>, bool, i64);
+
+/// The oldest `?` (a limit) refresh tokens expired by `?` (now) or revoked. The ids are picked
+/// in a derived table: MySQL takes neither a `LIMIT` in an `IN` subquery nor a subquery of the
+/// table it deletes from, and SQLite has no `DELETE ... LIMIT` by default.
+const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE id IN \
+     (SELECT id FROM (SELECT id FROM refresh_tokens \
+     WHERE expires_at <= ? OR revoked_at IS NOT NULL ORDER BY id LIMIT ?) AS due)";
+
 impl<DB> Shared<DB>
 where
     DB: Backend,
@@ -138,8 +149,9 @@ where
         })
     }
 
-    /// Applies `patch`; deactivation also revokes every refresh token of the user. Call inside
-    /// a transaction.
+    /// Applies `patch`. A deactivation or a new password also ends every session of the user
+    /// (`UserPatch::ends_sessions`): their refresh tokens are revoked and their
+    /// `token_version` goes up. Call inside a transaction.
     pub async fn update_user(
         conn: &mut DB::Connection,
         id: i64,
@@ -161,6 +173,9 @@ where
         if patch.password_hash.is_some() {
             sets.push("password_hash = ?");
         }
+        if patch.ends_sessions() {
+            sets.push("token_version = token_version + 1");
+        }
         let sql = format!("UPDATE users SET {} WHERE id = ?", sets.join(", "));
         let mut update = sqlx::query(&sql).bind(now);
         if let Some(active) = patch.is_active {
@@ -176,7 +191,7 @@ where
         if let Some(sellers) = &patch.seller_ids {
             Self::set_sellers(conn, id, sellers).await?;
         }
-        if patch.is_active == Some(false) {
+        if patch.ends_sessions() {
             sqlx::query(
                 "UPDATE refresh_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
             )
@@ -214,14 +229,14 @@ where
         Ok(())
     }
 
-    /// Marks the presented token used and stores its successor: of two concurrent rotations of
-    /// one token exactly one finds it unused. A token that was already used revokes its whole
-    /// family. Call inside a transaction.
+    /// Marks the presented token used and stores its successor, which expires with the family
+    /// (the presented token's `expires_at`, set at login): rotating never extends a session.
+    /// Of two concurrent rotations of one token exactly one finds it unused. A token that was
+    /// already used revokes its whole family. Call inside a transaction.
     pub async fn rotate_refresh_token(
         conn: &mut DB::Connection,
         presented_hash: &str,
         next_hash: &str,
-        expires_at: Timestamp,
     ) -> Result<Rotation, StoreError> {
         let now = Timestamp::now().naive_utc();
         let done = sqlx::query(
@@ -236,25 +251,31 @@ where
         let claimed = DB::rows_affected(&done);
 
         let sql = format!(
-            "SELECT t.user_id, t.family_id, t.used_at, u.is_active FROM refresh_tokens t \
+            "SELECT t.user_id, t.family_id, t.expires_at, t.used_at, u.is_active, \
+             u.token_version FROM refresh_tokens t \
              JOIN users u ON u.id = t.user_id WHERE t.token_hash = ?{}",
             DB::LOCK_ROWS
         );
-        let found: Option<(i64, Text, Option<NaiveDateTime>, bool)> = sqlx::query_as(&sql)
+        let found: Option<FoundToken> = sqlx::query_as(&sql)
             .bind(presented_hash)
             .fetch_optional(&mut *conn)
             .await?;
         Ok(match found {
-            Some((user_id, family, _, true)) if claimed == 1 => {
+            Some((user_id, family, expires_at, _, true, token_version)) if claimed == 1 => {
+                let expires_at = Timestamp::from_naive_utc(expires_at);
                 let next = NewRefreshToken {
                     token_hash: next_hash.to_owned(),
                     family_id: family.0,
                     expires_at,
                 };
                 Self::insert_refresh_token(conn, user_id, &next).await?;
-                Rotation::Rotated { user_id }
+                Rotation::Rotated {
+                    user_id,
+                    token_version,
+                    expires_at,
+                }
             }
-            Some((_, family, Some(_), _)) if claimed == 0 => {
+            Some((_, family, _, Some(_), _, _)) if claimed == 0 => {
                 sqlx::query(
                     "UPDATE refresh_tokens SET revoked_at = ? \
                      WHERE family_id = ? AND revoked_at IS NULL",
@@ -267,6 +288,22 @@ where
             }
             _ => Rotation::Invalid,
         })
+    }
+
+    /// Deletes up to `limit` refresh tokens that can never be used again: expired by `now`,
+    /// or revoked. Used but live tokens stay: presenting one again must still revoke its
+    /// family. Returns how many rows went.
+    pub async fn purge_refresh_tokens(
+        conn: &mut DB::Connection,
+        now: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(PURGE_REFRESH_TOKENS)
+            .bind(now.naive_utc())
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?;
+        Ok(DB::rows_affected(&done))
     }
 
     /// Revokes the family of the token with this hash, if there is one.
