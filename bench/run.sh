@@ -17,6 +17,7 @@
 # BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
 # BENCH_SCENARIOS (which of "a b c d e f" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
 # (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
+# BENCH_BIN (a release binary to run instead of building this tree's: for A/B runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -31,8 +32,12 @@ if ! command -v wrk >/dev/null; then
   echo "installing wrk (Debian package)"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
 fi
-cargo build --release --locked --quiet
-BIN="$PWD/target/release/sellerdesk"
+if [ -n "${BENCH_BIN:-}" ]; then
+  BIN=$BENCH_BIN # a binary built elsewhere, for A/B runs of two builds
+else
+  cargo build --release --locked --quiet
+  BIN="$PWD/target/release/sellerdesk"
+fi
 WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
