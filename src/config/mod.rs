@@ -21,6 +21,7 @@ pub use env::ConfigError;
 pub use secret::{Secret, MIN_SECRET_KEY_BYTES};
 
 use self::env::{bad, Env};
+use crate::domain::NewPassword;
 use crate::middleware::Cidr;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +83,8 @@ pub struct Config {
     pub log_format: LogFormat,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
-    /// `ADMIN_PASSWORD`: the first admin's password when the user table is empty.
+    /// `ADMIN_PASSWORD`: the first admin's password when the user table is empty; it follows
+    /// the rules of every password (`NewPassword`), so a short one stops start-up.
     pub admin_password: Option<Secret>,
 }
 
@@ -225,7 +227,15 @@ impl Config {
                 "must be comma-separated origins, such as https://app.example.com",
             )?
             .unwrap_or(config.cors_origins);
-        config.admin_password = env.text("ADMIN_PASSWORD").map(Secret::new);
+        config.admin_password = env.read(
+            "ADMIN_PASSWORD",
+            |password| {
+                NewPassword::parse(password)
+                    .ok()
+                    .map(|_| Secret::new(password))
+            },
+            NewPassword::RULE,
+        )?;
         Ok(config)
     }
 
@@ -252,12 +262,12 @@ fn database_url(env: &Env<'_>, production: bool) -> Result<Option<Secret>, Confi
     required_in_production(url, production, "DATABASE_URL")
 }
 
-/// `SECRET_KEY`. Production has no default: a random key per start would sign every user out
-/// at each restart, and differ between instances.
+/// `SECRET_KEY`, never a published value. Production has no default: a random key per start
+/// would sign every user out at each restart, and differ between instances.
 fn secret_key(env: &Env<'_>, production: bool) -> Result<Option<Secret>, ConfigError> {
     let key = env
         .text("SECRET_KEY")
-        .map(|key| secret::signing_key(key, production))
+        .map(secret::signing_key)
         .transpose()?;
     required_in_production(key, production, "SECRET_KEY")
 }

@@ -145,7 +145,7 @@ fn every_variable_sets_its_own_setting() {
         ("TLS_TERMINATED_UPSTREAM", "no"),
         ("LOG_FORMAT", "json"),
         ("CORS_ORIGINS", "https://a.example, http://b.example:3000"),
-        ("ADMIN_PASSWORD", "first-admin"),
+        ("ADMIN_PASSWORD", "first-admin-password"),
     ])
     .unwrap();
     assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8443");
@@ -172,7 +172,7 @@ fn every_variable_sets_its_own_setting() {
     );
     assert_eq!(
         c.admin_password.as_ref().map(Secret::expose),
-        Some("first-admin")
+        Some("first-admin-password")
     );
 }
 
@@ -231,6 +231,11 @@ fn each_problem_says_what_the_value_must_be() {
         ("TLS_TERMINATED_UPSTREAM", "maybe", "must be true or false"),
         ("LOG_FORMAT", "JSON", "must be json or pretty"),
         (
+            "ADMIN_PASSWORD",
+            "eleven-char",
+            "must be 12 to 128 characters",
+        ),
+        (
             "CORS_ORIGINS",
             "app.example.com",
             "must be comma-separated origins, such as https://app.example.com",
@@ -273,4 +278,52 @@ fn each_problem_says_what_the_value_must_be() {
         ]),
         "SECRET_KEY: is a published placeholder; generate a random key"
     );
+}
+
+#[test]
+fn a_published_secret_key_is_refused_in_development_too() {
+    for published in [
+        "change-me-to-a-random-string-of-at-least-32-bytes",
+        "bench-secret-key-bench-secret-key-0123456789",
+        "test-secret-key-that-is-long-enough-0123456789",
+        " Change-Me-To-A-Random-String-Of-At-Least-32-Bytes ",
+    ] {
+        for app_env in ["development", "production"] {
+            let err = config(&[
+                ("APP_ENV", app_env),
+                ("DATABASE_URL", "sqlite://x.db"),
+                ("SECRET_KEY", published),
+                ("TLS_TERMINATED_UPSTREAM", "true"),
+            ])
+            .expect_err(&format!("{published:?} is refused in {app_env}"));
+            assert_eq!(
+                err.to_string(),
+                "SECRET_KEY: is a published placeholder; generate a random key",
+                "{published:?} in {app_env}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_admin_password_shorter_than_any_password_may_be_stops_start_up() {
+    for (password, accepted) in [
+        ("short", false),
+        ("eleven-char", false),
+        ("twelve-chars", true),
+        (&"p".repeat(129) as &str, false),
+    ] {
+        let result = config(&[("ADMIN_PASSWORD", password)]);
+        match (result, accepted) {
+            (Ok(c), true) => assert_eq!(
+                c.admin_password.as_ref().map(Secret::expose),
+                Some(password)
+            ),
+            (Err(err), false) => {
+                assert_eq!(err.var, "ADMIN_PASSWORD", "{password:?}");
+                assert!(!err.to_string().contains(password), "{err}");
+            }
+            (result, _) => panic!("{password:?}: {result:?}"),
+        }
+    }
 }
