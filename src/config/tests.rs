@@ -25,6 +25,26 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.access_token_ttl, Duration::from_secs(7200));
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(604_800));
     assert_eq!(c.rate_limit_per_minute, 60);
+    assert_eq!(c.header_read_timeout, Duration::from_secs(20));
+    assert_eq!(c.max_connections, 1000);
+    assert_eq!(c.public_host, None);
+}
+
+#[test]
+fn the_redirect_listener_needs_a_public_host_to_send_clients_to() {
+    let tls = [
+        ("TLS_CERT_PATH", "/c.pem"),
+        ("TLS_KEY_PATH", "/k.pem"),
+        ("HTTP_REDIRECT_PORT", "8080"),
+    ];
+    let err = config(&tls).unwrap_err();
+    assert_eq!(err.var, "PUBLIC_HOST");
+    let mut with_host = tls.to_vec();
+    with_host.push(("PUBLIC_HOST", "api.example.com"));
+    assert_eq!(
+        config(&with_host).unwrap().public_host.as_deref(),
+        Some("api.example.com")
+    );
 }
 
 #[test]
@@ -142,6 +162,9 @@ fn every_variable_sets_its_own_setting() {
         ("TLS_CERT_PATH", "/c.pem"),
         ("TLS_KEY_PATH", "/k.pem"),
         ("HTTP_REDIRECT_PORT", "8080"),
+        ("PUBLIC_HOST", "api.example.com:8443"),
+        ("HEADER_READ_TIMEOUT_SECS", "60"),
+        ("MAX_CONNECTIONS", "20000"),
         ("TLS_TERMINATED_UPSTREAM", "no"),
         ("LOG_FORMAT", "json"),
         ("CORS_ORIGINS", "https://a.example, http://b.example:3000"),
@@ -164,6 +187,9 @@ fn every_variable_sets_its_own_setting() {
         Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
     );
     assert_eq!(c.http_redirect_port, Some(8080));
+    assert_eq!(c.public_host.as_deref(), Some("api.example.com:8443"));
+    assert_eq!(c.header_read_timeout, Duration::from_secs(60));
+    assert_eq!(c.max_connections, 20_000);
     assert!(!c.tls_terminated_upstream);
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(
@@ -234,6 +260,22 @@ fn each_problem_says_what_the_value_must_be() {
             "ADMIN_PASSWORD",
             "eleven-char",
             "must be 12 to 128 characters",
+        ),
+        (
+            "HEADER_READ_TIMEOUT_SECS",
+            "61",
+            "must be a number of seconds from 1 to 60",
+        ),
+        ("MAX_CONNECTIONS", "0", "must be a number from 1 to 1000000"),
+        (
+            "PUBLIC_HOST",
+            "https://api.example.com/",
+            "must be a host name, optionally with :port, such as api.example.com",
+        ),
+        (
+            "PUBLIC_HOST",
+            "user@api.example.com",
+            "must be a host name, optionally with :port, such as api.example.com",
         ),
         (
             "CORS_ORIGINS",

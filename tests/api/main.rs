@@ -9,6 +9,7 @@ mod raw_http;
 mod auth;
 mod batch;
 mod binary;
+mod connections;
 mod contention;
 mod expiry;
 mod http;
