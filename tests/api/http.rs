@@ -16,7 +16,9 @@ backend_tests!(
     a_sane_request_id_is_kept_and_any_other_is_replaced,
     health_reports_the_database_and_version,
     the_openapi_document_lists_every_endpoint_with_its_errors,
-    responses_carry_nosniff_and_no_store
+    responses_carry_nosniff_and_no_store,
+    a_422_lists_at_most_100_problems_and_counts_the_rest,
+    a_query_parameter_given_thousands_of_times_is_reported_within_the_limit
 );
 
 async fn an_unknown_route_is_404_in_the_envelope(app: TestApp) {
@@ -282,4 +284,44 @@ async fn the_request_log_masks_secret_query_values() {
         !crate::helpers::everything_logged().contains(&marker),
         "the value reached no log line at all"
     );
+}
+
+async fn a_422_lists_at_most_100_problems_and_counts_the_rest(app: TestApp) {
+    let one = app
+        .post("/api/v1/inventory/batch", &json!({"items": [{}]}))
+        .await;
+    assert_error_envelope(&one, StatusCode::UNPROCESSABLE_ENTITY);
+    let per_item = one.json["detail"].as_array().expect("a detail list").len();
+    assert!(per_item > 1, "{}", one.text);
+    assert!(
+        one.json.get("more_problems").is_none(),
+        "nothing to count when everything is listed: {}",
+        one.text
+    );
+
+    let items: Vec<_> = (0..1000).map(|_| json!({})).collect();
+    let all = app
+        .post("/api/v1/inventory/batch", &json!({ "items": items }))
+        .await;
+    assert_error_envelope(&all, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = all.json["detail"].as_array().expect("a detail list");
+    assert_eq!(detail.len(), 100, "at most 100 listed");
+    assert_eq!(detail[0], one.json["detail"][0], "the first problems first");
+    assert_eq!(
+        all.json["more_problems"],
+        json!(1000 * per_item - 100),
+        "the rest counted"
+    );
+}
+
+async fn a_query_parameter_given_thousands_of_times_is_reported_within_the_limit(app: TestApp) {
+    let query = vec!["x=1"; 5000].join("&");
+    let response = app.get(&format!("/api/v1/inventory?{query}")).await;
+    assert_error_envelope(&response, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = response.json["detail"].as_array().expect("a detail list");
+    assert_eq!(detail.len(), 100);
+    assert_eq!(detail[0]["field"], "x");
+    assert_eq!(detail[0]["message"], "is given more than once");
+    // 4999 repeats and one unknown parameter.
+    assert_eq!(response.json["more_problems"], 4900);
 }
