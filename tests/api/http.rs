@@ -325,3 +325,53 @@ async fn a_query_parameter_given_thousands_of_times_is_reported_within_the_limit
     // 4999 repeats and one unknown parameter.
     assert_eq!(response.json["more_problems"], 4900);
 }
+
+/// `GET /api/v1/inventory` as the admin, from `client` as a trusted proxy at 127.0.0.1 reports it.
+async fn get_from(app: &TestApp, client: &str) -> StatusCode {
+    let request = Request::get("/api/v1/inventory")
+        .header("x-forwarded-for", client)
+        .body(Body::empty())
+        .unwrap();
+    app.send(request).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
+    let app = TestApp::with_config(|config| {
+        config.rate_limit_per_minute = 2;
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let ok = StatusCode::OK;
+    let limited = StatusCode::TOO_MANY_REQUESTS;
+    for (client, expected) in [
+        ("2001:db8:1:2::1", ok),
+        ("2001:db8:1:2::2", ok),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", limited),
+        ("2001:db8:1:3::1", ok),
+        ("::ffff:198.51.100.7", ok),
+        ("198.51.100.7", ok),
+        ("::ffff:198.51.100.7", limited),
+        ("198.51.100.8", ok),
+    ] {
+        assert_eq!(get_from(&app, client).await, expected, "{client}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percent_encoded_jwts_never_reach_the_request_log() {
+    let app = TestApp::with_config(|_| {}).await;
+    let signature = "c2VjcmV0LXNpZ25hdHVyZS1vZi10aGlzLXRlc3Q";
+    let jwt = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.{signature}");
+    for written in [jwt.replace('.', "%2E"), format!("%65{}", &jwt[1..])] {
+        app.get(&format!("/api/v1/inventory/{written}")).await;
+        app.get(&format!("/api/v1/inventory?note={written}")).await;
+    }
+    let lines = app.log_lines();
+    assert!(lines.len() >= 4, "a line per request: {lines:#?}");
+    for line in &lines {
+        assert!(!line.contains(signature), "{line}");
+        assert!(!line.contains("yJhbGciOiJIUzI1NiJ9"), "{line}");
+        assert!(line.contains("***"), "{line}");
+    }
+}
