@@ -26,6 +26,8 @@ CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 PORT=${BENCH_PORT:-8700}
 PASSWORD=bench-admin-password
+# A fresh signing key per run: a key written here would be published, and the server refuses those.
+SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
 MYSQL_URL=${BENCH_MYSQL_URL:-${TEST_MYSQL_URL:-}}
 
 if ! command -v wrk >/dev/null; then
@@ -44,7 +46,7 @@ trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 start_server() { # DATABASE_URL POOL
   env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$1" DATABASE_MAX_CONNECTIONS="$2" \
     PORT="$PORT" RATE_LIMIT_PER_MINUTE=0 LOGIN_RATE_LIMIT_PER_MINUTE=0 ADMIN_PASSWORD="$PASSWORD" \
-    SECRET_KEY=bench-secret-key-bench-secret-key-0123456789 RUST_LOG=warn LOG_FORMAT=json \
+    SECRET_KEY="$SECRET_KEY" RUST_LOG=warn LOG_FORMAT=json \
     ${BENCH_SQLITE_SYNCHRONOUS:+SQLITE_SYNCHRONOUS=$BENCH_SQLITE_SYNCHRONOUS} \
     "$BIN" serve >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!

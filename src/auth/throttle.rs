@@ -35,15 +35,9 @@ pub const MAX_TRACKED: usize = 50_000;
 type Key = (String, Option<IpAddr>);
 
 /// The address failures are counted under: an IPv4 address (also when written IPv4-mapped),
-/// or the /64 network of an IPv6 address.
+/// or the /64 network of an IPv6 address — the same unit as the per-IP rate limit.
 fn network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(_) => ip,
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6((u128::from(v6) & !u128::from(u64::MAX)).into()),
-        },
-    }
+    crate::middleware::rate_limit::bucket(ip)
 }
 
 #[derive(Debug, Clone, Copy)]

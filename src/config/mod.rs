@@ -21,6 +21,7 @@ pub use env::ConfigError;
 pub use secret::{Secret, MIN_SECRET_KEY_BYTES};
 
 use self::env::{bad, Env};
+use crate::domain::NewPassword;
 use crate::middleware::Cidr;
 use crate::store::Durability;
 
@@ -80,13 +81,25 @@ pub struct Config {
     pub tls: Option<(PathBuf, PathBuf)>,
     /// `HTTP_REDIRECT_PORT`: a plain-HTTP port that redirects to HTTPS.
     pub http_redirect_port: Option<u16>,
+    /// `PUBLIC_HOST`: the host name (optionally `:port`) clients reach the HTTPS service by;
+    /// the redirect listener sends everyone there, never to the `Host` a request names.
+    /// Required with `HTTP_REDIRECT_PORT`.
+    pub public_host: Option<String>,
+    /// `HEADER_READ_TIMEOUT_SECS`: how long a connection may go without a complete request
+    /// head, counted from its opening or its previous response (20 s, at most 60). It is
+    /// also how long an idle keep-alive connection is kept.
+    pub header_read_timeout: Duration,
+    /// `MAX_CONNECTIONS`: connections served at once, over all listeners (1000); more wait
+    /// for a free slot up to the header read timeout, then are closed.
+    pub max_connections: usize,
     /// `TLS_TERMINATED_UPSTREAM`: TLS ends at a proxy in front of us (false).
     pub tls_terminated_upstream: bool,
     /// `LOG_FORMAT`: pretty (default) or json.
     pub log_format: LogFormat,
     /// `CORS_ORIGINS`: comma-separated origins allowed to call the API from a browser.
     pub cors_origins: Vec<String>,
-    /// `ADMIN_PASSWORD`: the first admin's password when the user table is empty.
+    /// `ADMIN_PASSWORD`: the first admin's password when the user table is empty; it follows
+    /// the rules of every password (`NewPassword`), so a short one stops start-up.
     pub admin_password: Option<Secret>,
 }
 
@@ -110,6 +123,9 @@ impl Default for Config {
             trusted_proxies: Vec::new(),
             tls: None,
             http_redirect_port: None,
+            public_host: None,
+            header_read_timeout: Duration::from_secs(20),
+            max_connections: 1000,
             tls_terminated_upstream: false,
             log_format: LogFormat::Pretty,
             cors_origins: Vec::new(),
@@ -208,6 +224,31 @@ impl Config {
                 "needs TLS_CERT_PATH and TLS_KEY_PATH",
             ));
         }
+        config.public_host = env.read(
+            "PUBLIC_HOST",
+            public_host,
+            "must be a host name, optionally with :port, such as api.example.com",
+        )?;
+        if config.http_redirect_port.is_some() && config.public_host.is_none() {
+            return Err(bad(
+                "PUBLIC_HOST",
+                "is required with HTTP_REDIRECT_PORT: redirects go there, never to the Host a request names",
+            ));
+        }
+        config.header_read_timeout = env
+            .number_in(
+                "HEADER_READ_TIMEOUT_SECS",
+                1..=60,
+                "must be a number of seconds from 1 to 60",
+            )?
+            .map_or(config.header_read_timeout, Duration::from_secs);
+        config.max_connections = env
+            .number_in(
+                "MAX_CONNECTIONS",
+                1..=1_000_000,
+                "must be a number from 1 to 1000000",
+            )?
+            .unwrap_or(config.max_connections);
         config.tls_terminated_upstream = env
             .flag("TLS_TERMINATED_UPSTREAM")?
             .unwrap_or(config.tls_terminated_upstream);
@@ -236,7 +277,15 @@ impl Config {
                 "must be comma-separated origins, such as https://app.example.com",
             )?
             .unwrap_or(config.cors_origins);
-        config.admin_password = env.text("ADMIN_PASSWORD").map(Secret::new);
+        config.admin_password = env.read(
+            "ADMIN_PASSWORD",
+            |password| {
+                NewPassword::parse(password)
+                    .ok()
+                    .map(|_| Secret::new(password))
+            },
+            NewPassword::RULE,
+        )?;
         Ok(config)
     }
 
@@ -263,12 +312,12 @@ fn database_url(env: &Env<'_>, production: bool) -> Result<Option<Secret>, Confi
     required_in_production(url, production, "DATABASE_URL")
 }
 
-/// `SECRET_KEY`. Production has no default: a random key per start would sign every user out
-/// at each restart, and differ between instances.
+/// `SECRET_KEY`, never a published value. Production has no default: a random key per start
+/// would sign every user out at each restart, and differ between instances.
 fn secret_key(env: &Env<'_>, production: bool) -> Result<Option<Secret>, ConfigError> {
     let key = env
         .text("SECRET_KEY")
-        .map(|key| secret::signing_key(key, production))
+        .map(secret::signing_key)
         .transpose()?;
     required_in_production(key, production, "SECRET_KEY")
 }
@@ -293,6 +342,13 @@ fn tls_files(env: &Env<'_>) -> Result<Option<(PathBuf, PathBuf)>, ConfigError> {
         (Some(_), None) => Err(bad("TLS_KEY_PATH", "is required when TLS_CERT_PATH is set")),
         (None, Some(_)) => Err(bad("TLS_CERT_PATH", "is required when TLS_KEY_PATH is set")),
     }
+}
+
+/// `PUBLIC_HOST`: an authority without user info, scheme or path (`api.example.com`,
+/// `api.example.com:8443`, `[2001:db8::1]`).
+fn public_host(text: &str) -> Option<String> {
+    let authority = text.parse::<axum::http::uri::Authority>().ok()?;
+    (!text.contains('@') && !authority.host().is_empty()).then(|| text.to_owned())
 }
 
 /// One `CORS_ORIGINS` entry: an http(s) origin that can be sent back as a header value.

@@ -26,6 +26,26 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(604_800));
     assert_eq!(c.rate_limit_per_minute, 60);
     assert_eq!(c.sqlite_durability, Durability::Normal);
+    assert_eq!(c.header_read_timeout, Duration::from_secs(20));
+    assert_eq!(c.max_connections, 1000);
+    assert_eq!(c.public_host, None);
+}
+
+#[test]
+fn the_redirect_listener_needs_a_public_host_to_send_clients_to() {
+    let tls = [
+        ("TLS_CERT_PATH", "/c.pem"),
+        ("TLS_KEY_PATH", "/k.pem"),
+        ("HTTP_REDIRECT_PORT", "8080"),
+    ];
+    let err = config(&tls).unwrap_err();
+    assert_eq!(err.var, "PUBLIC_HOST");
+    let mut with_host = tls.to_vec();
+    with_host.push(("PUBLIC_HOST", "api.example.com"));
+    assert_eq!(
+        config(&with_host).unwrap().public_host.as_deref(),
+        Some("api.example.com")
+    );
 }
 
 #[test]
@@ -143,11 +163,14 @@ fn every_variable_sets_its_own_setting() {
         ("TLS_CERT_PATH", "/c.pem"),
         ("TLS_KEY_PATH", "/k.pem"),
         ("HTTP_REDIRECT_PORT", "8080"),
+        ("PUBLIC_HOST", "api.example.com:8443"),
+        ("HEADER_READ_TIMEOUT_SECS", "60"),
+        ("MAX_CONNECTIONS", "20000"),
         ("TLS_TERMINATED_UPSTREAM", "no"),
         ("LOG_FORMAT", "json"),
         ("SQLITE_SYNCHRONOUS", "full"),
         ("CORS_ORIGINS", "https://a.example, http://b.example:3000"),
-        ("ADMIN_PASSWORD", "first-admin"),
+        ("ADMIN_PASSWORD", "first-admin-password"),
     ])
     .unwrap();
     assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8443");
@@ -166,6 +189,9 @@ fn every_variable_sets_its_own_setting() {
         Some((PathBuf::from("/c.pem"), PathBuf::from("/k.pem")))
     );
     assert_eq!(c.http_redirect_port, Some(8080));
+    assert_eq!(c.public_host.as_deref(), Some("api.example.com:8443"));
+    assert_eq!(c.header_read_timeout, Duration::from_secs(60));
+    assert_eq!(c.max_connections, 20_000);
     assert!(!c.tls_terminated_upstream);
     assert_eq!(c.log_format, LogFormat::Json);
     assert_eq!(c.sqlite_durability, Durability::Full);
@@ -175,7 +201,7 @@ fn every_variable_sets_its_own_setting() {
     );
     assert_eq!(
         c.admin_password.as_ref().map(Secret::expose),
-        Some("first-admin")
+        Some("first-admin-password")
     );
 }
 
@@ -235,6 +261,27 @@ fn each_problem_says_what_the_value_must_be() {
         ("LOG_FORMAT", "JSON", "must be json or pretty"),
         ("SQLITE_SYNCHRONOUS", "off", "must be full or normal"),
         (
+            "ADMIN_PASSWORD",
+            "eleven-char",
+            "must be 12 to 128 characters",
+        ),
+        (
+            "HEADER_READ_TIMEOUT_SECS",
+            "61",
+            "must be a number of seconds from 1 to 60",
+        ),
+        ("MAX_CONNECTIONS", "0", "must be a number from 1 to 1000000"),
+        (
+            "PUBLIC_HOST",
+            "https://api.example.com/",
+            "must be a host name, optionally with :port, such as api.example.com",
+        ),
+        (
+            "PUBLIC_HOST",
+            "user@api.example.com",
+            "must be a host name, optionally with :port, such as api.example.com",
+        ),
+        (
             "CORS_ORIGINS",
             "app.example.com",
             "must be comma-separated origins, such as https://app.example.com",
@@ -277,4 +324,52 @@ fn each_problem_says_what_the_value_must_be() {
         ]),
         "SECRET_KEY: is a published placeholder; generate a random key"
     );
+}
+
+#[test]
+fn a_published_secret_key_is_refused_in_development_too() {
+    for published in [
+        "change-me-to-a-random-string-of-at-least-32-bytes",
+        "bench-secret-key-bench-secret-key-0123456789",
+        "test-secret-key-that-is-long-enough-0123456789",
+        " Change-Me-To-A-Random-String-Of-At-Least-32-Bytes ",
+    ] {
+        for app_env in ["development", "production"] {
+            let err = config(&[
+                ("APP_ENV", app_env),
+                ("DATABASE_URL", "sqlite://x.db"),
+                ("SECRET_KEY", published),
+                ("TLS_TERMINATED_UPSTREAM", "true"),
+            ])
+            .expect_err(&format!("{published:?} is refused in {app_env}"));
+            assert_eq!(
+                err.to_string(),
+                "SECRET_KEY: is a published placeholder; generate a random key",
+                "{published:?} in {app_env}"
+            );
+        }
+    }
+}
+
+#[test]
+fn an_admin_password_shorter_than_any_password_may_be_stops_start_up() {
+    for (password, accepted) in [
+        ("short", false),
+        ("eleven-char", false),
+        ("twelve-chars", true),
+        (&"p".repeat(129) as &str, false),
+    ] {
+        let result = config(&[("ADMIN_PASSWORD", password)]);
+        match (result, accepted) {
+            (Ok(c), true) => assert_eq!(
+                c.admin_password.as_ref().map(Secret::expose),
+                Some(password)
+            ),
+            (Err(err), false) => {
+                assert_eq!(err.var, "ADMIN_PASSWORD", "{password:?}");
+                assert!(!err.to_string().contains(password), "{err}");
+            }
+            (result, _) => panic!("{password:?}: {result:?}"),
+        }
+    }
 }

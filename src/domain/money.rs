@@ -30,19 +30,23 @@ impl Money {
             None => (unsigned, "0"),
         };
         let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-        // A huge exponent is out of range either way; clamping keeps the arithmetic small.
+        // An exponent past 64 bits saturates: with fewer than 2^63 digits (a body is at most a
+        // few MiB), the value is then far out of range either way. It is never clamped to
+        // something smaller, which would change the value: `1` and 100 zeros `e-400` is
+        // 1e-300, not 1.
         let overflow = if exponent.starts_with('-') {
             i64::MIN
         } else {
             i64::MAX
         };
-        let exponent: i64 = exponent.parse::<i64>().unwrap_or(overflow).clamp(-100, 100);
+        let exponent = i128::from(exponent.parse::<i64>().unwrap_or(overflow));
 
-        // All significant digits, and the power of ten that scales them to the value.
+        // All significant digits, and the power of ten that scales them to the value, in
+        // 128 bits so that no exponent and digit count can overflow.
         let digits = format!("{int_part}{frac_part}");
         let digits = digits.trim_start_matches('0');
         let trimmed = digits.trim_end_matches('0');
-        let scale = exponent - frac_part.len() as i64 + (digits.len() - trimmed.len()) as i64;
+        let scale = exponent - frac_part.len() as i128 + (digits.len() - trimmed.len()) as i128;
 
         if trimmed.is_empty() {
             return Err(Self::NOT_POSITIVE); // zero, however it is written
@@ -54,7 +58,7 @@ impl Money {
             return Err(Self::TOO_PRECISE);
         }
         // value = trimmed × 10^scale, so cents = trimmed × 10^(scale + 2).
-        let cents_digits = trimmed.len() as i64 + scale + 2;
+        let cents_digits = trimmed.len() as i128 + scale + 2;
         if cents_digits > 14 {
             return Err(Self::TOO_LARGE);
         }
@@ -152,6 +156,22 @@ mod tests {
             ("1e-999999999999", Money::TOO_PRECISE),
             ("1e-99999999999999999999999", Money::TOO_PRECISE),
             ("1e+99999999999999999999999", Money::TOO_LARGE),
+            ("1e-400", Money::TOO_PRECISE),
+            ("0.5e-30", Money::TOO_PRECISE),
+            // Trailing zeros against a huge exponent: 1e-300 and 1e-298, not 1 and 100.
+            (
+                format!("1{}e-400", "0".repeat(100)).as_str(),
+                Money::TOO_PRECISE,
+            ),
+            (
+                format!("1{}e-400", "0".repeat(102)).as_str(),
+                Money::TOO_PRECISE,
+            ),
+            // Leading fraction zeros against a huge exponent: 1e+300, not 1.
+            (
+                format!("0.{}1e+400", "0".repeat(99)).as_str(),
+                Money::TOO_LARGE,
+            ),
         ] {
             assert_eq!(Money::parse_json_number(text), Err(why), "{text}");
         }

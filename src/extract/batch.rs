@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::hash::Hash;
 
 use super::object::{read_object, FromJsonObject, ObjectReader};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, Problems};
 
 /// Most items one batch request may carry: a batch is written in one transaction, and a bound
 /// keeps that transaction, and the 422 listing its problems, a sane size.
@@ -43,16 +43,16 @@ pub fn reject_repeated_keys<K: Hash + Eq>(
     key_names: &'static str,
 ) -> Result<(), ApiError> {
     let mut first_seen = HashMap::new();
-    let mut errors = Vec::new();
+    let mut errors = Problems::new();
     for (index, key) in keys.enumerate() {
-        if let Some(first) = first_seen.get(&key) {
-            errors.push(
+        if let Some(&first) = first_seen.get(&key) {
+            errors.push_with(|| {
                 FieldError::new(
                     "items",
                     format!("repeats the ({key_names}) of item {first}"),
                 )
-                .at(Some(index)),
-            );
+                .at(Some(index))
+            });
         } else {
             first_seen.insert(key, index);
         }
@@ -92,11 +92,12 @@ mod tests {
     /// The batch read from `body`, and its problems.
     fn read_batch(body: &str) -> (Option<Batch<Item>>, Vec<Problem>) {
         let raw: &RawValue = serde_json::from_str(body).expect("test bodies are valid JSON");
-        let mut errors = Vec::new();
+        let mut errors = Problems::new();
         let batch = read_object::<Batch<Item>>(raw, None, "body", &mut errors);
         let errors = errors
-            .into_iter()
-            .map(|e| (e.index, e.field.into_owned(), e.message.into_owned()))
+            .listed()
+            .iter()
+            .map(|e| (e.index, e.field.to_string(), e.message.to_string()))
             .collect();
         (batch, errors)
     }
@@ -158,8 +159,9 @@ mod tests {
             panic!("a repeated key must be refused");
         };
         let errors: Vec<_> = errors
-            .into_iter()
-            .map(|e| (e.index, e.message.into_owned()))
+            .listed()
+            .iter()
+            .map(|e| (e.index, e.message.to_string()))
             .collect();
         assert_eq!(
             errors,

@@ -9,7 +9,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use serde_json::value::RawValue;
 
 use super::object::{read_object, FromJsonObject};
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, Problems};
 
 /// The body, as `T`, of a request whose content type is JSON. Any problem rejects the request:
 /// 415 for another content type, 413 past the route's body limit, 422 for malformed JSON or
@@ -63,7 +63,7 @@ async fn body_of<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiEr
 
 /// `body` as a `T`, or every problem with it (malformed JSON, invalid fields) as a 422.
 fn parse<T: FromJsonObject>(body: &[u8]) -> Result<T, ApiError> {
-    let mut errors = Vec::new();
+    let mut errors = Problems::new();
     let value = match serde_json::from_slice::<&RawValue>(body) {
         Ok(raw) => read_object::<T>(raw, None, "body", &mut errors),
         Err(e) => {

@@ -1,17 +1,19 @@
 //! `QueryReader`: the query string of a list request, read parameter by parameter like a JSON
 //! body (`object/`), so that every bad, repeated or unknown parameter is reported at once.
 
+use std::collections::HashSet;
+
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 
 use crate::domain::PageRequest;
-use crate::error::{ApiError, FieldError};
+use crate::error::{ApiError, FieldError, Problems};
 
 /// The query string of a list request, read parameter by parameter like a JSON body:
 /// every bad or unknown parameter is reported at once.
 pub struct QueryReader {
     params: Vec<(String, Option<String>)>,
-    errors: Vec<FieldError>,
+    errors: Problems,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryReader {
@@ -21,13 +23,14 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryReader {
         let Query(pairs) = Query::<Vec<(String, String)>>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::invalid("query", "is not a valid query string"))?;
-        let mut errors = Vec::new();
+        let mut errors = Problems::new();
+        let mut seen = HashSet::with_capacity(pairs.len());
         let mut params: Vec<(String, Option<String>)> = Vec::with_capacity(pairs.len());
         for (name, value) in pairs {
-            if params.iter().any(|(seen, _)| *seen == name) {
-                errors.push(FieldError::new(name, "is given more than once"));
-            } else {
+            if seen.insert(name.clone()) {
                 params.push((name, Some(value)));
+            } else {
+                errors.push(FieldError::new(name, "is given more than once"));
             }
         }
         Ok(Self { params, errors })

@@ -2,8 +2,9 @@
 //! `LOGIN_RATE_LIMIT_PER_MINUTE` on the token endpoint, so that one client cannot flood the
 //! service or guess passwords at speed. `/health` is never limited.
 //!
-//! The key is the `ClientIp` that `request_context` resolved: the TCP peer, or, only when the
-//! peer is a trusted proxy, the address `X-Forwarded-For` names. tower_governor's own
+//! The key is the `ClientIp` that `request_context` resolved (the TCP peer, or, only when the
+//! peer is a trusted proxy, the address `X-Forwarded-For` names), through `bucket`: an IPv6
+//! client is limited per /64, an IPv4-mapped one as the IPv4 address it carries. tower_governor's own
 //! `SmartIpKeyExtractor` believes any client's headers, so a client could pick its own bucket;
 //! it is deliberately not used.
 
@@ -36,7 +37,22 @@ impl KeyExtractor for ClientIpKey {
         req.extensions()
             .get::<ClientIp>()
             .and_then(|client| client.0)
+            .map(bucket)
             .ok_or(GovernorError::UnableToExtractKey)
+    }
+}
+
+/// The bucket of a client address: an IPv4 address is its own; an IPv6 address shares one
+/// with its whole /64, the block one subscriber is usually given, so that a client cannot get
+/// a fresh bucket per request by walking its own 2^64 addresses. An IPv4-mapped IPv6 address
+/// (`::ffff:198.51.100.7`, a dual-stack listener's view of an IPv4 peer) is the IPv4 address.
+pub fn bucket(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & !(u128::from(u64::MAX))).into()),
+        },
     }
 }
 
@@ -89,6 +105,26 @@ fn too_many_requests(error: GovernorError) -> axum::http::Response<Body> {
         GovernorError::UnableToExtractKey | GovernorError::Other { .. } => {
             ApiError::Internal(anyhow::anyhow!("rate limiter could not key the request"))
                 .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ipv6_clients_share_a_bucket_per_64_and_mapped_ipv4_is_ipv4() {
+        let ip = |text: &str| text.parse::<IpAddr>().unwrap();
+        for (client, key) in [
+            ("198.51.100.7", "198.51.100.7"),
+            ("::ffff:198.51.100.7", "198.51.100.7"),
+            ("2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::"),
+            ("2001:db8:1:2::1", "2001:db8:1:2::"),
+            ("2001:db8:1:3::1", "2001:db8:1:3::"),
+            ("::1", "::"),
+        ] {
+            assert_eq!(bucket(ip(client)), ip(key), "{client}");
         }
     }
 }

@@ -69,28 +69,73 @@ pub fn redact_query(query: &str) -> String {
         .join("&")
 }
 
-/// `text` with every JWT-shaped run (`eyJ…` base64url, dot, base64url, dot, base64url) masked.
+/// `text` with every JWT-shaped run (`eyJ…` base64url, dot, base64url, dot, base64url) masked,
+/// also when some of its characters are percent-encoded (`%65yJ…`, `…%2E…`, up to three
+/// layers deep): the run is found in the decoded text and masked in the text as written, so
+/// what is logged is never decoded (no control characters smuggled into a log line).
 pub fn redact_jwts(text: &str) -> String {
-    let is_b64 =
-        |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '=' || c == '%';
+    let decoded = percent_decoded(text);
+    let is_b64 = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'=' | b'%');
+    // The original byte range of decoded byte `i`: from its start to the next one's.
+    let origin = |i: usize| decoded.get(i).map_or(text.len(), |&(_, at)| at);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(start) = rest.find("eyJ") {
-        out.push_str(&rest[..start]);
-        let candidate = &rest[start..];
-        let end = candidate
-            .find(|c: char| !(is_b64(c) || c == '.'))
-            .unwrap_or(candidate.len());
-        if candidate[..end].matches('.').count() >= 2 {
-            out.push_str("***");
-        } else {
-            out.push_str(&candidate[..end]);
+    let mut copied = 0;
+    let mut i = 0;
+    while i + 3 <= decoded.len() {
+        let starts_jwt = decoded[i..i + 3].iter().map(|&(b, _)| b).eq(*b"eyJ");
+        if !starts_jwt {
+            i += 1;
+            continue;
         }
-        // `end` ≥ 3: the match starts with "eyJ", all base64url characters.
-        rest = &candidate[end..];
+        let run = decoded[i..]
+            .iter()
+            .take_while(|&&(b, _)| is_b64(b) || b == b'.')
+            .count();
+        let dots = decoded[i..i + run]
+            .iter()
+            .filter(|&&(b, _)| b == b'.')
+            .count();
+        if dots >= 2 {
+            out.push_str(text.get(copied..origin(i)).unwrap_or_default());
+            out.push_str("***");
+            copied = origin(i + run);
+        }
+        i += run;
     }
-    out.push_str(rest);
+    out.push_str(text.get(copied..).unwrap_or_default());
     out
+}
+
+/// Layers of percent-encoding `redact_jwts` looks through.
+const DECODE_LAYERS: usize = 3;
+
+/// The bytes of `text` with `%XX` escapes decoded, up to `DECODE_LAYERS` times, each with the
+/// offset in `text` where what it came from starts.
+fn percent_decoded(text: &str) -> Vec<(u8, usize)> {
+    let mut bytes: Vec<(u8, usize)> = text.bytes().zip(0..).collect();
+    for _ in 0..DECODE_LAYERS {
+        if !bytes.iter().any(|&(b, _)| b == b'%') {
+            break;
+        }
+        let mut next = Vec::with_capacity(bytes.len());
+        let mut i = 0;
+        while i < bytes.len() {
+            let hex = |j: usize| bytes.get(j).and_then(|&(b, _)| (b as char).to_digit(16));
+            match (bytes[i].0, hex(i + 1), hex(i + 2)) {
+                (b'%', Some(high), Some(low)) => {
+                    // Two hex digits make one byte: high * 16 + low < 256.
+                    next.push((u8::try_from(high * 16 + low).unwrap_or(0), bytes[i].1));
+                    i += 3;
+                }
+                _ => {
+                    next.push(bytes[i]);
+                    i += 1;
+                }
+            }
+        }
+        bytes = next;
+    }
+    bytes
 }
 
 #[cfg(test)]
@@ -121,5 +166,35 @@ mod tests {
             redact_jwts(&format!("/api/v1/x/{jwt}/y")),
             "/api/v1/x/***/y"
         );
+    }
+
+    #[test]
+    fn percent_encoded_jwts_are_masked_as_written() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+        let dots_encoded = jwt.replace('.', "%2E");
+        let e_encoded = format!("%65{}", &jwt[1..]);
+        let lower = jwt.replace('.', "%2e");
+        let twice = jwt.replace('.', "%252E");
+        for (label, written) in [
+            ("dots as %2E", dots_encoded.as_str()),
+            ("e as %65", e_encoded.as_str()),
+            ("dots as %2e", lower.as_str()),
+            ("dots encoded twice", twice.as_str()),
+        ] {
+            assert_eq!(
+                redact_query(&format!("note={written}&page=2")),
+                "note=***&page=2",
+                "{label}"
+            );
+            assert_eq!(
+                redact_jwts(&format!("/api/v1/x/{written}/y")),
+                "/api/v1/x/***/y",
+                "{label}"
+            );
+        }
+        // Encoded text that is no token is logged as written, not decoded.
+        for untouched in ["a%20b%0Ac", "eyJ%2Eonly-one-dot", "%65yJ", "caf%C3%A9"] {
+            assert_eq!(redact_jwts(untouched), untouched);
+        }
     }
 }

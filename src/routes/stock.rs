@@ -278,7 +278,7 @@ impl FromJsonObject for InventoryLookup {
                 for (i, raw) in ids.into_iter().enumerate() {
                     match raw.get().trim().parse::<i64>() {
                         Ok(id) if id > 0 => valid.push(id),
-                        _ => o.fail(format!("ids[{i}]"), "must be a positive integer"),
+                        _ => o.fail_element("ids", i, "must be a positive integer"),
                     }
                 }
                 (valid.len() == count).then_some(Self::Ids(valid))

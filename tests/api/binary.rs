@@ -268,3 +268,29 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
     let unknown = command(dir.path(), &["frobnicate"], &[]).output().unwrap();
     assert!(!unknown.status.success());
 }
+
+#[test]
+fn a_published_secret_key_or_a_short_admin_password_stops_start_up_in_development_too() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, value) in [
+        (
+            "SECRET_KEY",
+            "change-me-to-a-random-string-of-at-least-32-bytes",
+        ),
+        ("SECRET_KEY", "bench-secret-key-bench-secret-key-0123456789"),
+        ("ADMIN_PASSWORD", "hunter2x"),
+    ] {
+        let output = command(
+            dir.path(),
+            &[],
+            &[("APP_ENV", "development"), (name, value)],
+        )
+        .output()
+        .unwrap();
+        assert!(!output.status.success(), "{name}={value} is refused");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");
+        assert!(stderr.contains(name), "{name}={value}: {stderr}");
+        assert!(!stderr.contains(value), "not echoed: {stderr}");
+    }
+}

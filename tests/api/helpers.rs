@@ -198,12 +198,11 @@ fn init_test_logging() {
         .try_init();
 }
 
-/// A configuration for tests: development defaults with a fixed key.
+/// A configuration for tests: the development defaults, so a fresh random signing key for each
+/// app (no key written in the repository can sign anything).
 pub fn test_config(database_url: &str) -> Config {
     Config {
         database_url: Secret::new(database_url),
-        secret_key: Secret::new("test-secret-key-that-is-long-enough-0123456789"),
-        secret_key_generated: false,
         // In-process requests all come from one mock address; the limits have their own
         // tests against the real binary.
         rate_limit_per_minute: 0,

@@ -16,7 +16,9 @@ backend_tests!(
     a_sane_request_id_is_kept_and_any_other_is_replaced,
     health_reports_the_database_and_version,
     the_openapi_document_lists_every_endpoint_with_its_errors,
-    responses_carry_nosniff_and_no_store
+    responses_carry_nosniff_and_no_store,
+    a_422_lists_at_most_100_problems_and_counts_the_rest,
+    a_query_parameter_given_thousands_of_times_is_reported_within_the_limit
 );
 
 async fn an_unknown_route_is_404_in_the_envelope(app: TestApp) {
@@ -282,4 +284,94 @@ async fn the_request_log_masks_secret_query_values() {
         !crate::helpers::everything_logged().contains(&marker),
         "the value reached no log line at all"
     );
+}
+
+async fn a_422_lists_at_most_100_problems_and_counts_the_rest(app: TestApp) {
+    let one = app
+        .post("/api/v1/inventory/batch", &json!({"items": [{}]}))
+        .await;
+    assert_error_envelope(&one, StatusCode::UNPROCESSABLE_ENTITY);
+    let per_item = one.json["detail"].as_array().expect("a detail list").len();
+    assert!(per_item > 1, "{}", one.text);
+    assert!(
+        one.json.get("more_problems").is_none(),
+        "nothing to count when everything is listed: {}",
+        one.text
+    );
+
+    let items: Vec<_> = (0..1000).map(|_| json!({})).collect();
+    let all = app
+        .post("/api/v1/inventory/batch", &json!({ "items": items }))
+        .await;
+    assert_error_envelope(&all, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = all.json["detail"].as_array().expect("a detail list");
+    assert_eq!(detail.len(), 100, "at most 100 listed");
+    assert_eq!(detail[0], one.json["detail"][0], "the first problems first");
+    assert_eq!(
+        all.json["more_problems"],
+        json!(1000 * per_item - 100),
+        "the rest counted"
+    );
+}
+
+async fn a_query_parameter_given_thousands_of_times_is_reported_within_the_limit(app: TestApp) {
+    let query = vec!["x=1"; 5000].join("&");
+    let response = app.get(&format!("/api/v1/inventory?{query}")).await;
+    assert_error_envelope(&response, StatusCode::UNPROCESSABLE_ENTITY);
+    let detail = response.json["detail"].as_array().expect("a detail list");
+    assert_eq!(detail.len(), 100);
+    assert_eq!(detail[0]["field"], "x");
+    assert_eq!(detail[0]["message"], "is given more than once");
+    // 4999 repeats and one unknown parameter.
+    assert_eq!(response.json["more_problems"], 4900);
+}
+
+/// `GET /api/v1/inventory` as the admin, from `client` as a trusted proxy at 127.0.0.1 reports it.
+async fn get_from(app: &TestApp, client: &str) -> StatusCode {
+    let request = Request::get("/api/v1/inventory")
+        .header("x-forwarded-for", client)
+        .body(Body::empty())
+        .unwrap();
+    app.send(request).await.status
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ipv6_clients_are_limited_per_64_and_mapped_ipv4_as_ipv4() {
+    let app = TestApp::with_config(|config| {
+        config.rate_limit_per_minute = 2;
+        config.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+    })
+    .await;
+    let ok = StatusCode::OK;
+    let limited = StatusCode::TOO_MANY_REQUESTS;
+    for (client, expected) in [
+        ("2001:db8:1:2::1", ok),
+        ("2001:db8:1:2::2", ok),
+        ("2001:db8:1:2:ffff:ffff:ffff:ffff", limited),
+        ("2001:db8:1:3::1", ok),
+        ("::ffff:198.51.100.7", ok),
+        ("198.51.100.7", ok),
+        ("::ffff:198.51.100.7", limited),
+        ("198.51.100.8", ok),
+    ] {
+        assert_eq!(get_from(&app, client).await, expected, "{client}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn percent_encoded_jwts_never_reach_the_request_log() {
+    let app = TestApp::with_config(|_| {}).await;
+    let signature = "c2VjcmV0LXNpZ25hdHVyZS1vZi10aGlzLXRlc3Q";
+    let jwt = format!("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.{signature}");
+    for written in [jwt.replace('.', "%2E"), format!("%65{}", &jwt[1..])] {
+        app.get(&format!("/api/v1/inventory/{written}")).await;
+        app.get(&format!("/api/v1/inventory?note={written}")).await;
+    }
+    let lines = app.log_lines();
+    assert!(lines.len() >= 4, "a line per request: {lines:#?}");
+    for line in &lines {
+        assert!(!line.contains(signature), "{line}");
+        assert!(!line.contains("yJhbGciOiJIUzI1NiJ9"), "{line}");
+        assert!(line.contains("***"), "{line}");
+    }
 }

@@ -10,6 +10,7 @@ mod audit;
 mod auth;
 mod batch;
 mod binary;
+mod connections;
 mod contention;
 mod expiry;
 mod http;

@@ -9,6 +9,7 @@ use crate::helpers::{assert_error_envelope, field_errors, sales_body, TestApp};
 const URL: &str = "/api/v1/sales/target";
 
 backend_tests!(
+    a_target_with_a_huge_exponent_is_refused_not_rounded,
     the_seed_example_returns_the_seed_response_shape,
     a_second_upsert_of_one_key_updates_the_row_and_keeps_id_and_create_time,
     each_part_of_the_key_makes_a_separate_row,
@@ -495,4 +496,40 @@ async fn five_hundred_simultaneous_upserts_of_distinct_keys_leave_five_hundred_r
         assert_eq!(response.status, StatusCode::OK, "{}", response.text);
     }
     assert_eq!(app.get(URL).await.json["data"]["meta"]["total"], 500);
+}
+
+async fn a_target_with_a_huge_exponent_is_refused_not_rounded(app: TestApp) {
+    for (label, amount) in [
+        ("1e-400", "1e-400".to_owned()),
+        ("0.5e-30", "0.5e-30".to_owned()),
+        (
+            "1e-300 with trailing zeros",
+            format!("1{}e-400", "0".repeat(100)),
+        ),
+        (
+            "1e+300 with leading zeros",
+            format!("0.{}1e+400", "0".repeat(99)),
+        ),
+    ] {
+        let body = format!(
+            r#"{{"seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "market_place_id": "US", "period": "2026-11", "sales_target": {amount}}}"#
+        );
+        let request = axum::http::Request::post("/api/v1/sales/target")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body))
+            .unwrap();
+        let response = app.send(request).await;
+        assert_eq!(
+            response.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{label}: {}",
+            response.text
+        );
+        assert_eq!(
+            response.json["detail"][0]["field"], "sales_target",
+            "{label}"
+        );
+    }
+    let stored = app.get("/api/v1/sales/target").await;
+    assert_eq!(stored.json["data"]["meta"]["total"], 0, "{}", stored.text);
 }

@@ -112,6 +112,7 @@ async fn https_serves_with_hsts_redirects_plain_http_and_reloads_its_certificate
             ("TLS_CERT_PATH", &cert),
             ("TLS_KEY_PATH", &key),
             ("HTTP_REDIRECT_PORT", &redirect_port.to_string()),
+            ("PUBLIC_HOST", "localhost"),
         ],
     );
 
@@ -152,6 +153,19 @@ async fn https_serves_with_hsts_redirects_plain_http_and_reloads_its_certificate
         "{}",
         redirected.raw
     );
+
+    // Whatever Host a request names, the redirect goes to PUBLIC_HOST, never elsewhere.
+    for host in ["evil.example", "evil.example:443", "localhost@evil.example"] {
+        let redirected = RawRequest::get("/x").host(host).send(redirect_port);
+        assert_eq!(redirected.status, 308, "{host}: {}", redirected.raw);
+        let location = format!("https://localhost:{port}/x");
+        assert_eq!(
+            redirected.header("location"),
+            Some(location.as_str()),
+            "{host}: {}",
+            redirected.raw
+        );
+    }
 
     // A renewed certificate is picked up on SIGHUP, without a restart.
     let second = write_certificate(dir.path());

@@ -12,7 +12,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::error::FieldError;
+use crate::error::{FieldError, Problems};
 
 /// A request body type read field by field from a JSON object.
 pub trait FromJsonObject: Sized {
@@ -27,7 +27,7 @@ pub fn read_object<T: FromJsonObject>(
     raw: &RawValue,
     index: Option<usize>,
     what: &'static str,
-    errors: &mut Vec<FieldError>,
+    errors: &mut Problems,
 ) -> Option<T> {
     let mut object = ObjectReader::open(raw, index, what, errors)?;
     let value = T::read(&mut object);
@@ -76,7 +76,7 @@ fn json_kind(raw: &RawValue) -> &'static str {
 pub struct ObjectReader<'a, 'e> {
     fields: Vec<(String, Option<&'a RawValue>)>,
     index: Option<usize>,
-    errors: &'e mut Vec<FieldError>,
+    errors: &'e mut Problems,
 }
 
 impl<'a, 'e> ObjectReader<'a, 'e> {
@@ -85,7 +85,7 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
         raw: &'a RawValue,
         index: Option<usize>,
         what: &'static str,
-        errors: &'e mut Vec<FieldError>,
+        errors: &'e mut Problems,
     ) -> Option<Self> {
         match serde_json::from_str::<RawObject<'a>>(raw.get()) {
             Ok(RawObject(fields)) => {
@@ -141,19 +141,32 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
             .push(FieldError::new(field, message).at(self.index));
     }
 
+    /// Records a problem with element `i` of the array `name` (`name[i]`); the field name is
+    /// formatted only if the problem is to be listed.
+    pub fn fail_element(&mut self, name: &'static str, i: usize, message: &'static str) {
+        let index = self.index;
+        self.errors
+            .push_with(|| FieldError::new(format!("{name}[{i}]"), message).at(index));
+    }
+
     /// Checks that `raw` is of JSON type `kind`, recording the mismatch.
     fn expect_kind(&mut self, name: &'static str, raw: &RawValue, kind: &'static str) -> bool {
-        match json_kind(raw) {
-            found if found == kind => true,
-            "null" => {
-                self.fail(name, format!("must be a {kind}, not null"));
-                false
-            }
-            _ => {
-                self.fail(name, format!("must be a {kind}"));
-                false
-            }
+        let found = json_kind(raw);
+        if found == kind {
+            return true;
         }
+        let message = match (kind, found) {
+            ("string", "null") => "must be a string, not null",
+            ("number", "null") => "must be a number, not null",
+            ("boolean", "null") => "must be a boolean, not null",
+            ("array", "null") => "must be a array, not null",
+            ("string", _) => "must be a string",
+            ("number", _) => "must be a number",
+            ("boolean", _) => "must be a boolean",
+            _ => "must be a array",
+        };
+        self.fail(name, message);
+        false
     }
 
     /// A required string field, checked by `rule`.
@@ -275,7 +288,6 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
         let mut values = Vec::with_capacity(elements.len());
         let mut all_valid = true;
         for (i, raw) in elements.into_iter().enumerate() {
-            let element = format!("{name}[{i}]");
             let checked = match serde_json::from_str::<Cow<'_, str>>(raw.get()) {
                 Ok(text) => rule(&text),
                 Err(_) => Err("must be a string"),
@@ -283,7 +295,7 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
             match checked {
                 Ok(value) => values.push(value),
                 Err(why) => {
-                    self.fail(element, why);
+                    self.fail_element(name, i, why);
                     all_valid = false;
                 }
             }
@@ -301,7 +313,7 @@ impl<'a, 'e> ObjectReader<'a, 'e> {
     }
 
     /// The collected errors, for reading nested objects (batch items) into the same list.
-    pub fn errors(&mut self) -> &mut Vec<FieldError> {
+    pub fn errors(&mut self) -> &mut Problems {
         self.errors
     }
 

@@ -7,14 +7,15 @@ use super::*;
 /// they were recorded, including fields left over.
 fn problems(body: &str, read: impl FnOnce(&mut ObjectReader<'_, '_>)) -> Vec<(String, String)> {
     let raw: &RawValue = serde_json::from_str(body).expect("test bodies are valid JSON");
-    let mut errors = Vec::new();
+    let mut errors = Problems::new();
     if let Some(mut object) = ObjectReader::open(raw, None, "body", &mut errors) {
         read(&mut object);
         object.finish();
     }
     errors
-        .into_iter()
-        .map(|e| (e.field.into_owned(), e.message.into_owned()))
+        .listed()
+        .iter()
+        .map(|e| (e.field.to_string(), e.message.to_string()))
         .collect()
 }
 

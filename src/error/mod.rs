@@ -9,6 +9,10 @@
 //! middleware (`crate::middleware::request_context`) then writes the error envelope, adding the
 //! request id. Errors raised outside our handlers (axum's 405, a body-limit 413, a timeout) get
 //! the same envelope there, so no client ever sees a bare status or a plain-text body.
+//!
+//! `problems.rs`: `Problems`, the bounded list of field problems a 422 carries.
+
+mod problems;
 
 use std::borrow::Cow;
 
@@ -20,6 +24,8 @@ use utoipa::ToSchema;
 use crate::auth::AuthError;
 use crate::domain::StockError;
 use crate::store::StoreError;
+
+pub use problems::{Problems, MAX_LISTED_PROBLEMS};
 
 /// The success envelope: `{"code": 200, "message": "Success", "data": ...}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -64,6 +70,10 @@ pub struct ErrorBody {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub detail: Option<serde_json::Value>,
+    /// On a 422 that found more problems than `detail` lists (at most 100): how many more.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = json!(null))]
+    pub more_problems: Option<usize>,
     #[schema(example = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6")]
     pub request_id: String,
 }
@@ -100,7 +110,7 @@ impl FieldError {
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
     #[error("validation failed")]
-    Validation(Vec<FieldError>),
+    Validation(Problems),
     #[error("malformed request")]
     BadRequest(&'static str),
     /// No usable access token. `token_sent` adds `error="invalid_token"` to the challenge.
@@ -158,7 +168,7 @@ impl ApiError {
 
     /// A validation failure of a single field.
     pub fn invalid(field: &'static str, message: impl Into<Cow<'static, str>>) -> Self {
-        Self::Validation(vec![FieldError::new(field, message)])
+        Self::Validation(vec![FieldError::new(field, message)].into())
     }
 }
 
@@ -199,6 +209,8 @@ pub struct ErrorReport {
     pub error_code: &'static str,
     pub message: Cow<'static, str>,
     pub detail: Option<serde_json::Value>,
+    /// Problems found beyond those `detail` lists.
+    pub more_problems: Option<usize>,
 }
 
 impl ErrorReport {
@@ -207,6 +219,7 @@ impl ErrorReport {
             error_code,
             message: message.into(),
             detail: None,
+            more_problems: None,
         }
     }
 
@@ -249,6 +262,7 @@ impl ErrorReport {
             error_code: self.error_code,
             message: self.message.into_owned(),
             detail: self.detail,
+            more_problems: self.more_problems,
             request_id: request_id.to_owned(),
         }
     }
@@ -298,8 +312,12 @@ impl IntoResponse for ApiError {
         let status = self.status();
         let mut response = status.into_response();
         let report = match self {
-            Self::Validation(detail) => {
-                ErrorReport::new("VALIDATION_FAILED", "validation failed").with_detail(detail)
+            Self::Validation(problems) => {
+                let (listed, more) = problems.into_parts();
+                let mut report =
+                    ErrorReport::new("VALIDATION_FAILED", "validation failed").with_detail(listed);
+                report.more_problems = (more > 0).then_some(more);
+                report
             }
             Self::BadRequest(m) => ErrorReport::new("BAD_REQUEST", m),
             Self::NotFound(m) => ErrorReport::new("NOT_FOUND", m),

@@ -1,6 +1,12 @@
 //! Serving the router: plain HTTP or HTTPS (rustls through axum-server), the optional
-//! plain-HTTP listener that redirects to HTTPS, certificate reload on SIGHUP, and graceful
-//! shutdown on SIGTERM/SIGINT for all listeners at once.
+//! plain-HTTP listener that redirects to HTTPS (`redirect.rs`), certificate reload on SIGHUP,
+//! and graceful shutdown on SIGTERM/SIGINT for all listeners at once.
+//!
+//! Every listener's connections pass through `connections::Guard`: at most `MAX_CONNECTIONS`
+//! at once, and none idle past `HEADER_READ_TIMEOUT_SECS` (`connections.rs` says how).
+
+mod connections;
+mod redirect;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -8,17 +14,38 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use axum::Router;
-use axum_server::tls_rustls::RustlsConfig;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use axum_server::Handle;
+use hyper_util::rt::TokioTimer;
+use tokio::sync::Semaphore;
 
+use self::connections::Guard;
 use crate::config::Config;
 
 /// How long in-flight requests may take to finish once shutdown begins.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// Most bytes hyper buffers for one connection: a request head larger than this is refused
+/// with 431. hyper's default (~400 KiB) would let each slow client hold that much memory.
+const MAX_CONNECTION_BUFFER: usize = 64 * 1024;
+
+/// Applies the connection rules of `config` to a listener: a shared slot per connection, a
+/// deadline for each request head, a bounded buffer.
+fn guarded<A>(
+    mut server: axum_server::Server<A>,
+    config: &Config,
+    slots: &Arc<Semaphore>,
+) -> axum_server::Server<Guard<A>> {
+    let timeout = config.header_read_timeout;
+    server
+        .http_builder()
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(timeout)
+        .max_buf_size(MAX_CONNECTION_BUFFER);
+    server.map(|inner| Guard::new(inner, slots.clone(), timeout))
+}
 
 /// Serves `app` as `config` says until SIGTERM or SIGINT, then lets in-flight requests finish.
 pub async fn serve(app: Router, config: Arc<Config>) -> anyhow::Result<()> {
@@ -29,11 +56,13 @@ pub async fn serve(app: Router, config: Arc<Config>) -> anyhow::Result<()> {
     let handle = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
+    // One pool of slots for every listener, the redirect listener included.
+    let slots = Arc::new(Semaphore::new(config.max_connections));
 
     match &config.tls {
         None => {
             tracing::info!(%addr, "listening (HTTP)");
-            axum_server::from_tcp(listener)
+            guarded(axum_server::from_tcp(listener), &config, &slots)
                 .handle(handle)
                 .serve(service)
                 .await?;
@@ -50,27 +79,28 @@ pub async fn serve(app: Router, config: Arc<Config>) -> anyhow::Result<()> {
                     )
                 })?;
             tokio::spawn(reload_on_sighup(tls.clone(), cert.clone(), key.clone()));
-            if let Some(port) = config.http_redirect_port {
+            if let (Some(port), Some(app)) = (config.http_redirect_port, redirect::router(&config))
+            {
                 let redirect_addr = SocketAddr::new(config.host, port);
                 let redirect = std::net::TcpListener::bind(redirect_addr).with_context(|| {
                     format!("cannot listen on {redirect_addr} (HTTP_REDIRECT_PORT)")
                 })?;
                 redirect.set_nonblocking(true)?;
-                let app = redirect_router(config.port);
-                let handle = handle.clone();
+                let server = guarded(axum_server::from_tcp(redirect), &config, &slots)
+                    .handle(handle.clone());
                 tracing::info!(addr = %redirect_addr, "redirecting HTTP to HTTPS");
                 tokio::spawn(async move {
-                    let served = axum_server::from_tcp(redirect)
-                        .handle(handle)
-                        .serve(app.into_make_service())
-                        .await;
+                    let served = server.serve(app.into_make_service()).await;
                     if let Err(e) = served {
                         tracing::error!(error = %e, "the HTTP redirect listener failed");
                     }
                 });
             }
             tracing::info!(%addr, "listening (HTTPS)");
-            axum_server::from_tcp_rustls(listener, tls)
+            // The handshake gets the same time as a request head.
+            let acceptor = RustlsAcceptor::new(tls).handshake_timeout(config.header_read_timeout);
+            let server = axum_server::from_tcp(listener).acceptor(acceptor);
+            guarded(server, &config, &slots)
                 .handle(handle)
                 .serve(service)
                 .await?;
@@ -123,41 +153,4 @@ async fn reload_on_sighup(tls: RustlsConfig, cert: PathBuf, key: PathBuf) {
     }
     #[cfg(not(unix))]
     let _ = (tls, cert, key);
-}
-
-/// Answers every request with 308 to the same path and query on HTTPS at `https_port`.
-fn redirect_router(https_port: u16) -> Router {
-    Router::new().fallback(move |request: Request| async move { redirect(&request, https_port) })
-}
-
-fn redirect(request: &Request, https_port: u16) -> Response {
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .and_then(|h| h.parse::<axum::http::uri::Authority>().ok())
-        .map(|authority| authority.host().to_owned());
-    let Some(host) = host else {
-        return (StatusCode::BAD_REQUEST, "a Host header is required").into_response();
-    };
-    let authority = if https_port == 443 {
-        host
-    } else {
-        format!("{host}:{https_port}")
-    };
-    let path = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-    match Uri::builder()
-        .scheme("https")
-        .authority(authority)
-        .path_and_query(path)
-        .build()
-    {
-        Ok(location) => match HeaderValue::from_str(&location.to_string()) {
-            Ok(value) => {
-                (StatusCode::PERMANENT_REDIRECT, [(header::LOCATION, value)]).into_response()
-            }
-            Err(_) => StatusCode::BAD_REQUEST.into_response(),
-        },
-        Err(_) => StatusCode::BAD_REQUEST.into_response(),
-    }
 }
