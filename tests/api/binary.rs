@@ -4,7 +4,12 @@
 use std::io::Write;
 use std::time::Duration;
 
-use crate::process::{command, free_port, login, signal, start, wait_for_exit, wait_until_healthy};
+use crate::process::{
+    command, free_port, login, output_within, signal, start, wait_for_exit, wait_until_healthy,
+};
+
+/// How long a run that must stop by itself (a refused start-up, `migrate`) may take.
+const EXIT_WITHIN: Duration = Duration::from_secs(20);
 use crate::raw_http::{connect, RawRequest, RawResponse};
 
 #[test]
@@ -232,13 +237,14 @@ fn every_acknowledged_write_survives_sigkill() {
 #[test]
 fn migrate_applies_the_schema_and_exits() {
     let dir = tempfile::tempdir().unwrap();
-    let output = command(
-        dir.path(),
-        &["migrate"],
-        &[("DATABASE_URL", "sqlite://migrated.db")],
-    )
-    .output()
-    .unwrap();
+    let output = output_within(
+        command(
+            dir.path(),
+            &["migrate"],
+            &[("DATABASE_URL", "sqlite://migrated.db")],
+        ),
+        EXIT_WITHIN,
+    );
     assert!(
         output.status.success(),
         "{}",
@@ -255,7 +261,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
         ("SECRET_KEY", "short"),
         ("RATE_LIMIT_PER_MINUTE", "lots"),
     ] {
-        let output = command(dir.path(), &[], &[(name, value)]).output().unwrap();
+        let output = output_within(command(dir.path(), &[], &[(name, value)]), EXIT_WITHIN);
         assert!(!output.status.success(), "{name}={value} is refused");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -265,7 +271,7 @@ fn a_bad_setting_stops_start_up_with_one_line_naming_it() {
             "secrets are not echoed: {stderr}"
         );
     }
-    let unknown = command(dir.path(), &["frobnicate"], &[]).output().unwrap();
+    let unknown = output_within(command(dir.path(), &["frobnicate"], &[]), EXIT_WITHIN);
     assert!(!unknown.status.success());
 }
 
@@ -280,13 +286,10 @@ fn a_published_secret_key_or_a_short_admin_password_stops_start_up_in_developmen
         ("SECRET_KEY", "bench-secret-key-bench-secret-key-0123456789"),
         ("ADMIN_PASSWORD", "hunter2x"),
     ] {
-        let output = command(
-            dir.path(),
-            &[],
-            &[("APP_ENV", "development"), (name, value)],
-        )
-        .output()
-        .unwrap();
+        // On a port of its own: a regression would otherwise start serving on 8000.
+        let port = free_port().to_string();
+        let vars = [("APP_ENV", "development"), ("PORT", &port), (name, value)];
+        let output = output_within(command(dir.path(), &[], &vars), EXIT_WITHIN);
         assert!(!output.status.success(), "{name}={value} is refused");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert_eq!(stderr.lines().count(), 1, "{name}={value}: {stderr}");

@@ -7,7 +7,7 @@
 use std::io::Read;
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::raw_http::RawRequest;
@@ -34,6 +34,31 @@ pub fn command(dir: &Path, args: &[&str], vars: &[(&str, &str)]) -> Command {
         command.env(name, value);
     }
     command
+}
+
+/// Runs `command` to its end and returns what it printed, as `Command::output` does; a run
+/// still going after `limit` is killed and fails the test. For runs that must stop by
+/// themselves (a refused start-up, a CLI command): a regression then fails at once instead of
+/// serving forever.
+pub fn output_within(mut command: Command, limit: Duration) -> Output {
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "still running after {limit:?}, when it should have stopped by itself: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
 }
 
 /// Starts the server; its console output arrives line by line on the receiver.

@@ -10,7 +10,9 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::process::{command, free_port, signal, start, wait_for_exit, wait_until_healthy};
+use crate::process::{
+    command, free_port, output_within, signal, start, wait_for_exit, wait_until_healthy,
+};
 use crate::raw_http::{RawRequest, RawResponse};
 
 /// Accepts any certificate: the tests compare the presented certificate with the one they
@@ -224,7 +226,7 @@ fn production_refuses_to_start_without_tls_or_with_a_weak_key() {
             ("DATABASE_URL", "sqlite://prod.db"),
         ];
         all.extend(vars.iter().copied());
-        let output = command(dir.path(), &[], &all).output().unwrap();
+        let output = output_within(command(dir.path(), &[], &all), Duration::from_secs(20));
         assert!(!output.status.success(), "{vars:?} must not start");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(named), "{vars:?}: {stderr}");
