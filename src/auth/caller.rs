@@ -2,6 +2,7 @@
 //! `may_write`, `may_read`, ...). Handlers take it as an extractor; it only reads what the
 //! authentication layer (`super::layer`) put on the request, and checks no token itself.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use axum::extract::FromRequestParts;
@@ -22,7 +23,7 @@ pub struct AuthUser {
     /// audit log.
     pub request_id: Option<String>,
     /// The address the request came from, for the audit log.
-    pub client_ip: Option<String>,
+    pub client_ip: Option<IpAddr>,
 }
 
 /// The request extension in which the authentication layer leaves the caller. Crate-private,
@@ -36,7 +37,7 @@ impl AuthUser {
         Actor {
             user_id: Some(self.id),
             username: Some(self.username.as_str().to_owned()),
-            client_ip: self.client_ip.clone(),
+            client_ip: self.client_ip.map(|ip| ip.to_string()),
             request_id: self.request_id.clone(),
         }
     }
@@ -139,11 +140,7 @@ impl<S: Send + Sync> FromRequestParts<S> for AuthUser {
                     .extensions
                     .get::<RequestId>()
                     .map(|id| id.as_str().to_owned()),
-                client_ip: parts
-                    .extensions
-                    .get::<ClientIp>()
-                    .and_then(|ip| ip.0)
-                    .map(|ip| ip.to_string()),
+                client_ip: parts.extensions.get::<ClientIp>().and_then(|ip| ip.0),
                 ..AuthUser::clone(user)
             }),
             None => {
