@@ -13,6 +13,7 @@ mod period;
 mod reservation;
 mod sales;
 pub mod stock;
+pub mod stockroom;
 mod timestamp;
 mod user;
 

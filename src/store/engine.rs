@@ -13,8 +13,9 @@ use super::rows::{
     AuditRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text,
     UserRow,
 };
-use super::sql::{settled, Backend, Ending, InventoryTable, Operation, SalesTargetTable, Shared};
+use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Store, StoreError};
+use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
     InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
@@ -53,6 +54,10 @@ pub(super) trait Engine: Send + Sync + 'static {
 
     /// Answers when the database can serve statements now.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Runs one operation on reservations, in a transaction (SQLite: together with the others
+    /// waiting in its write queue's group, see `Shared::run_reservations`).
+    async fn reservation(&self, op: ReservationOp) -> Result<Answer, StoreError>;
 
     /// Upserts sales targets (distinct keys) in one transaction, returning them in input order.
     async fn upsert_sales_targets(
@@ -331,12 +336,11 @@ where
         new: &NewReservation,
         actor: &Actor,
     ) -> Result<Reservation, StoreError> {
-        settled(
-            self.write((new.clone(), actor.clone()), |conn, (new, actor)| {
-                Box::pin(Shared::reserve(conn, new, actor, Timestamp::now()))
-            })
-            .await,
-        )
+        let op = ReservationOp::Reserve {
+            new: new.clone(),
+            actor: actor.clone(),
+        };
+        Ok(Engine::reservation(self, op).await??)
     }
 
     async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError> {
@@ -363,21 +367,13 @@ where
         scope: &Scope,
         actor: &Actor,
     ) -> Result<Reservation, StoreError> {
-        let args = (id, scope.clone(), actor.clone());
-        settled(
-            self.write(args, |conn, (id, scope, actor)| {
-                let now = Timestamp::now();
-                Box::pin(Shared::end_reservation(
-                    conn,
-                    *id,
-                    scope,
-                    Ending::Release,
-                    actor,
-                    now,
-                ))
-            })
-            .await,
-        )
+        let op = ReservationOp::End {
+            id,
+            scope: scope.clone(),
+            ending: Ending::Release,
+            actor: actor.clone(),
+        };
+        Ok(Engine::reservation(self, op).await??)
     }
 
     async fn release_reference(
@@ -406,21 +402,13 @@ where
         order_id: &ExternalId,
         actor: &Actor,
     ) -> Result<Reservation, StoreError> {
-        let args = (id, scope.clone(), order_id.clone(), actor.clone());
-        settled(
-            self.write(args, |conn, (id, scope, order, actor)| {
-                let now = Timestamp::now();
-                Box::pin(Shared::end_reservation(
-                    conn,
-                    *id,
-                    scope,
-                    Ending::Commit(order),
-                    actor,
-                    now,
-                ))
-            })
-            .await,
-        )
+        let op = ReservationOp::End {
+            id,
+            scope: scope.clone(),
+            ending: Ending::Commit(order_id.clone()),
+            actor: actor.clone(),
+        };
+        Ok(Engine::reservation(self, op).await??)
     }
 
     async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError> {

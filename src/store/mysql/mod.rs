@@ -18,6 +18,7 @@ use sqlx::{MySql, MySqlConnection, MySqlPool};
 use super::engine::Engine;
 use super::sql::{InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{ConnectError, StoreError, StoreOptions};
+use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
 use error::retry_on_deadlock;
 
@@ -95,6 +96,15 @@ impl Engine for MySqlStore {
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    /// One operation per transaction: InnoDB's row locks let other rows' operations run
+    /// meanwhile.
+    async fn reservation(&self, op: ReservationOp) -> Result<Answer, StoreError> {
+        self.transaction(&op, |conn, op| {
+            Box::pin(Shared::<MySql>::run_reservation(conn, op, Timestamp::now()))
+        })
+        .await
     }
 
     async fn upsert_sales_targets(

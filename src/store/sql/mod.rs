@@ -33,7 +33,6 @@ use std::marker::PhantomData;
 use super::StoreError;
 
 pub(super) use records::{InventoryTable, SalesTargetTable, Table};
-pub(super) use reservations::Ending;
 
 /// The result of a stock operation as the `Store` trait answers it: a refusal becomes
 /// `StoreError::Stock`.
@@ -52,10 +51,19 @@ pub(super) trait Backend: sqlx::Database {
 
     /// The id an `INSERT` of one row gave it.
     fn last_insert_id(done: &Self::QueryResult) -> i64;
+
+    /// A query for the id the next reservation will get, where the backend can know it ahead
+    /// (SQLite: its one writer is the only one inserting), so that many are inserted in one
+    /// statement; `None` where other writers may take ids meanwhile (MySQL).
+    const NEXT_RESERVATION_ID: Option<&'static str>;
 }
 
 impl Backend for sqlx::Sqlite {
     const LOCK_ROWS: &'static str = "";
+    // `reservations` is AUTOINCREMENT: ids are never reused, so the next one follows the
+    // highest ever given (kept in `sqlite_sequence`, absent until the first insert).
+    const NEXT_RESERVATION_ID: Option<&'static str> =
+        Some("SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'reservations'");
 
     fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         done.rows_affected()
@@ -68,6 +76,7 @@ impl Backend for sqlx::Sqlite {
 
 impl Backend for sqlx::MySql {
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const NEXT_RESERVATION_ID: Option<&'static str> = None;
 
     fn rows_affected(done: &sqlx::mysql::MySqlQueryResult) -> u64 {
         done.rows_affected()

@@ -1,56 +1,39 @@
 //! Reservations, the same SQL on both databases: hold units (all items or none), release,
 //! commit for an order, expire; each with its ledger entries, inside the transaction its
-//! backend holds. A reservation is locked before the inventory rows it holds, and those in id
-//! order, so two operations never wait on each other's rows in a circle. Like every stock
-//! operation (`stock.rs`), a refusal is found before anything is written and returned as
-//! `Ok(Err(StockError))`.
+//! backend holds, and reads of reservations.
+//!
+//! Every operation that changes reservations is a `ReservationOp`, and any number of them run
+//! together (`run_reservations`): SQLite's write queue runs all those waiting in one group, MySQL
+//! one per transaction. A run reads what its operations touch in four statements, asks the
+//! stockroom (`crate::domain::stockroom`) each operation's answer in turn, and writes what
+//! changed with one statement per table. Reservations are locked before the inventory rows
+//! they hold, and those in id order, so two runs never wait on each other's rows in a circle.
+//! A refusal changes nothing and is answered as `Err(StockError)`, so the transaction may
+//! commit the rest of the run.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::filter::{bind, groups, marks, Value};
 use super::records::ReservationTable;
-use super::{Backend, Outcome, Shared};
+use super::{Backend, Shared};
+use crate::domain::stockroom::{
+    settle_answer, Answer, Changes, Ending, ReservationOp, RowKey, Stockroom, Wanted,
+};
 use crate::domain::{
-    Actor, EntryNotes, ExternalId, Inventory, LedgerType, MissingSku, NewEntry, NewReservation,
-    PageRequest, Released, Reservation, ReservationFilter, ReservationItem, ReservationStatus,
-    Scope, SellerId, ShortItem, StockError, Timestamp,
+    Actor, ExternalId, Inventory, PageRequest, Released, Reservation, ReservationFilter,
+    ReservationItem, Scope, SellerId, Timestamp,
 };
 use crate::store::rows::{
     InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, Text, RESERVATION_COLUMNS,
 };
 use crate::store::{Listed, StoreError};
 
-/// How a reservation ends when it stops holding its units.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(in crate::store) enum Ending<'a> {
-    /// Released by its owner: the units are available again.
-    Release,
-    /// Ran out: the units are available again.
-    Expire,
-    /// Committed for this order: the units leave the shelf.
-    Commit(&'a ExternalId),
-}
-
-impl Ending<'_> {
-    fn status(self) -> ReservationStatus {
-        match self {
-            Self::Release => ReservationStatus::Released,
-            Self::Expire => ReservationStatus::Expired,
-            Self::Commit(_) => ReservationStatus::Committed,
-        }
-    }
-
-    fn entry_type(self) -> LedgerType {
-        match self {
-            Self::Release => LedgerType::Release,
-            Self::Expire => LedgerType::Expire,
-            Self::Commit(_) => LedgerType::Commit,
-        }
-    }
-}
+/// Most rows one statement of a run reads or writes, so that no statement comes near either
+/// database's limit on placeholders (the widest, a reservation insert, binds 10 a row).
+const CHUNK: usize = 100;
 
 impl<DB> Shared<DB>
 where
@@ -70,212 +53,272 @@ where
     for<'r> ReservationItemRow: FromRow<'r, DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
-    /// Holds the units of every item, all or none, and records the reservation.
-    pub async fn reserve(
+    /// Carries out `ops` in order, as if one after another, and answers each.
+    pub async fn run_reservations(
         conn: &mut DB::Connection,
-        new: &NewReservation,
-        actor: &Actor,
+        ops: &[&ReservationOp],
         now: Timestamp,
-    ) -> Result<Outcome<Reservation>, StoreError> {
-        // Find the rows' ids first, then lock them by id, in id order, as every other stock
-        // operation does: locking them through the key index would take them in SKU order,
-        // and two operations taking rows in different orders can wait on each other. A row
-        // deleted or created between the two reads is then simply absent or unseen: the
-        // reservation happened after the delete, or before the create.
-        let sql = format!(
-            "SELECT id FROM inventory WHERE seller_id = ? AND market_place_id = ? \
-             AND seller_sku IN ({})",
-            marks(new.items.len()),
-        );
-        let mut values = vec![
-            Value::Text(new.seller_id.as_str()),
-            Value::Text(new.market_place_id.as_str()),
-        ];
-        values.extend(new.items.iter().map(|i| Value::Text(i.seller_sku.as_str())));
-        let ids: Vec<(i64,)> = bind(sqlx::query_as(&sql), &values)
-            .fetch_all(&mut *conn)
-            .await?;
-        let ids: Vec<i64> = ids.into_iter().map(|(id,)| id).collect();
-        let rows = if ids.is_empty() {
-            Vec::new()
-        } else {
-            Self::lock_rows(conn, &ids).await?
-        };
-        let mut rows: HashMap<_, Inventory> = rows
-            .into_iter()
-            .map(|row| (row.seller_sku.clone(), row))
-            .collect();
-
-        let missing: Vec<MissingSku> = new
-            .items
+    ) -> Result<Vec<Answer>, StoreError> {
+        let wanted = Wanted::of(ops);
+        let reservations = Self::lock_reservations(conn, &wanted.reservation_ids).await?;
+        let mut row_ids: BTreeSet<i64> = reservations
             .iter()
-            .enumerate()
-            .filter(|(_, item)| !rows.contains_key(&item.seller_sku))
-            .map(|(index, item)| MissingSku {
-                index,
-                seller_sku: item.seller_sku.clone(),
-            })
+            .flat_map(|r| r.items.iter().map(|item| item.inventory_id))
             .collect();
-        if !missing.is_empty() {
-            return Ok(Err(StockError::SkuNotFound(missing)));
+        row_ids.extend(Self::ids_by_key(conn, &wanted.keys).await?);
+        let row_ids: Vec<i64> = row_ids.into_iter().collect();
+        let mut rows = Vec::with_capacity(row_ids.len());
+        for chunk in row_ids.chunks(CHUNK) {
+            rows.extend(Self::lock_rows(conn, chunk).await?);
         }
-        let mut planned = Vec::with_capacity(new.items.len());
-        let mut short = Vec::new();
-        for (index, item) in new.items.iter().enumerate() {
-            let row = &rows[&item.seller_sku];
-            match row.stock().reserve(item.quantity) {
-                Ok(movement) => planned.push((item, row.id, movement)),
-                Err(shortfall) => short.push(ShortItem {
-                    index,
-                    seller_sku: item.seller_sku.clone(),
-                    requested: shortfall.requested,
-                    available: shortfall.available,
-                }),
+
+        let mut room = Stockroom::new(now, rows, reservations);
+        let mut answers = Vec::with_capacity(ops.len());
+        for &op in ops {
+            // A row under an active reservation is missing: the books are broken.
+            answers.push(room.apply(op).map_err(|_| StoreError::NotFound)?);
+        }
+        let mut changes = room.into_changes();
+        let ids = Self::insert_reservations(conn, &changes.created).await?;
+        changes.settle(&ids);
+        Self::write_changes(conn, &changes, now).await?;
+        Ok(answers
+            .into_iter()
+            .map(|answer| settle_answer(answer, &ids))
+            .collect())
+    }
+
+    /// The reservations with these ids, locked in id order, with their items.
+    async fn lock_reservations(
+        conn: &mut DB::Connection,
+        ids: &BTreeSet<i64>,
+    ) -> Result<Vec<Reservation>, StoreError> {
+        let ids: Vec<i64> = ids.iter().copied().collect();
+        let mut reservations = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id IN ({}) ORDER BY id{}",
+                marks(chunk.len()),
+                DB::LOCK_ROWS
+            );
+            let values: Vec<Value> = chunk.iter().map(|id| Value::Int(*id)).collect();
+            let rows: Vec<ReservationRow> = bind(sqlx::query_as(&sql), &values)
+                .fetch_all(&mut *conn)
+                .await?;
+            let found: Vec<i64> = rows.iter().map(|r| r.id).collect();
+            let mut items = Self::items_of(conn, &found).await?;
+            reservations.extend(rows.into_iter().map(|row| {
+                let own = items.remove(&row.id).unwrap_or_default();
+                row.into_reservation(own)
+            }));
+        }
+        Ok(reservations)
+    }
+
+    /// The ids of the rows with these keys (those that exist), not locked: they are locked
+    /// next, by id, in id order, as every stock operation takes rows. Locking them through the
+    /// key index would take them in key order, and two operations taking rows in different
+    /// orders can wait on each other. A row deleted or created between the two reads is then
+    /// simply absent or unseen: the reservation happened after the delete, or before the
+    /// create.
+    async fn ids_by_key(
+        conn: &mut DB::Connection,
+        keys: &BTreeSet<RowKey>,
+    ) -> Result<Vec<i64>, StoreError> {
+        let keys: Vec<&RowKey> = keys.iter().collect();
+        let mut ids = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK) {
+            let sql = format!(
+                "SELECT id FROM inventory WHERE {}",
+                vec!["(seller_id = ? AND market_place_id = ? AND seller_sku = ?)"; chunk.len()]
+                    .join(" OR ")
+            );
+            let values: Vec<Value> = chunk
+                .iter()
+                .flat_map(|(seller, market, sku)| {
+                    [
+                        Value::Text(seller.as_str()),
+                        Value::Text(market.as_str()),
+                        Value::Text(sku.as_str()),
+                    ]
+                })
+                .collect();
+            let found: Vec<(i64,)> = bind(sqlx::query_as(&sql), &values)
+                .fetch_all(&mut *conn)
+                .await?;
+            ids.extend(found.into_iter().map(|(id,)| id));
+        }
+        Ok(ids)
+    }
+
+    /// Inserts the reservations a run made and returns their ids, in order. Where the backend
+    /// knows the next ids ahead (SQLite's one writer), all in one statement per chunk; else
+    /// one by one, each taking the id the database gives it.
+    async fn insert_reservations(
+        conn: &mut DB::Connection,
+        created: &[Reservation],
+    ) -> Result<Vec<i64>, StoreError> {
+        const COLUMNS: &str = "seller_id, market_place_id, reservation_type, reference_id, \
+             status, expires_at, order_id, created_by, create_time, update_time";
+        let mut ids = Vec::with_capacity(created.len());
+        if created.is_empty() {
+            return Ok(ids);
+        }
+        let Some(next_id) = DB::NEXT_RESERVATION_ID else {
+            let sql = format!(
+                "INSERT INTO reservations ({COLUMNS}) VALUES {}",
+                groups(1, 10)
+            );
+            for reservation in created {
+                let done = Self::bind_reservation(sqlx::query(&sql), reservation)
+                    .execute(&mut *conn)
+                    .await?;
+                ids.push(DB::last_insert_id(&done));
             }
-        }
-        if !short.is_empty() {
-            return Ok(Err(StockError::InsufficientItems(short)));
-        }
-
-        let expires_at = now.plus(std::time::Duration::from_secs(
-            u64::try_from(new.expires_minutes).unwrap_or(0) * 60,
-        ));
-        let done = sqlx::query(
-            "INSERT INTO reservations (seller_id, market_place_id, reservation_type, \
-             reference_id, status, expires_at, created_by, create_time, update_time) \
-             VALUES (?, ?, ?, ?, 'active', ?, ?, ?, ?)",
-        )
-        .bind(new.seller_id.as_str())
-        .bind(new.market_place_id.as_str())
-        .bind(new.reservation_type.as_str())
-        .bind(new.reference_id.as_str())
-        .bind(expires_at.naive_utc())
-        .bind(actor.user_id)
-        .bind(now.naive_utc())
-        .bind(now.naive_utc())
-        .execute(&mut *conn)
-        .await?;
-        let reservation_id = DB::last_insert_id(&done);
-
-        let mut items = Vec::with_capacity(new.items.len());
-        let mut entries = Vec::with_capacity(new.items.len());
-        for (item, inventory_id, movement) in planned {
-            let row = rows.get_mut(&item.seller_sku).ok_or(StoreError::NotFound)?;
-            let before = row.stock();
-            row.reserved = before.after(movement).reserved;
-            row.version += 1;
-            row.update_time = now;
-            Self::write_row(conn, row).await?;
-            entries.push(NewEntry {
-                inventory_id,
-                seller_id: row.seller_id.clone(),
-                market_place_id: row.market_place_id.clone(),
-                seller_sku: row.seller_sku.clone(),
-                entry_type: LedgerType::Reserve,
-                before,
-                movement,
-                notes: EntryNotes {
-                    reservation_id: Some(reservation_id),
-                    ..EntryNotes::default()
-                },
-            });
-            items.push(ReservationItem {
-                inventory_id,
-                seller_sku: item.seller_sku.clone(),
-                quantity: item.quantity,
-            });
-        }
-        let sql = format!(
-            "INSERT INTO reservation_items (reservation_id, position, inventory_id, seller_sku, \
-             quantity) VALUES {}",
-            groups(items.len(), 5)
-        );
-        let mut insert = sqlx::query(&sql);
-        for (position, item) in items.iter().enumerate() {
-            insert = insert
-                .bind(reservation_id)
-                .bind(i64::try_from(position).unwrap_or(i64::MAX))
-                .bind(item.inventory_id)
-                .bind(item.seller_sku.as_str())
-                .bind(item.quantity);
-        }
-        insert.execute(&mut *conn).await?;
-        Self::insert_entries(conn, &entries, actor, now).await?;
-
-        Ok(Ok(Reservation {
-            id: reservation_id,
-            seller_id: new.seller_id.clone(),
-            market_place_id: new.market_place_id.clone(),
-            reservation_type: new.reservation_type,
-            reference_id: new.reference_id.clone(),
-            status: ReservationStatus::Active,
-            items,
-            expires_at,
-            order_id: None,
-            created_by: actor.user_id,
-            create_time: now,
-            update_time: now,
-        }))
-    }
-
-    /// The reservation with this id, locked, with its items.
-    async fn lock_reservation(
-        conn: &mut DB::Connection,
-        id: i64,
-    ) -> Result<Option<Reservation>, StoreError> {
-        let sql = format!(
-            "SELECT {RESERVATION_COLUMNS} FROM reservations WHERE id = ?{}",
-            DB::LOCK_ROWS
-        );
-        let Some(row): Option<ReservationRow> = sqlx::query_as(&sql)
-            .bind(id)
-            .fetch_optional(&mut *conn)
-            .await?
-        else {
-            return Ok(None);
+            return Ok(ids);
         };
-        let items: Vec<ReservationItemRow> = sqlx::query_as(
-            "SELECT reservation_id, inventory_id, seller_sku, quantity FROM reservation_items \
-             WHERE reservation_id = ? ORDER BY position",
-        )
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-        Ok(Some(row.into_reservation(
-            items.into_iter().map(ReservationItem::from).collect(),
-        )))
+        let (mut next,): (i64,) = sqlx::query_as(next_id).fetch_one(&mut *conn).await?;
+        for chunk in created.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO reservations (id, {COLUMNS}) VALUES {}",
+                groups(chunk.len(), 11)
+            );
+            let mut insert = sqlx::query(&sql);
+            for reservation in chunk {
+                insert = Self::bind_reservation(insert.bind(next), reservation);
+                ids.push(next);
+                next += 1;
+            }
+            insert.execute(&mut *conn).await?;
+        }
+        Ok(ids)
     }
 
-    /// Ends the active reservation with this id as `ending` says. One that ran out is expired
-    /// now instead (and the answer is `ReservationExpired`).
-    pub async fn end_reservation(
+    fn bind_reservation<'q>(
+        query: sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>>,
+        reservation: &'q Reservation,
+    ) -> sqlx::query::Query<'q, DB, <DB as Database>::Arguments<'q>> {
+        query
+            .bind(reservation.seller_id.as_str())
+            .bind(reservation.market_place_id.as_str())
+            .bind(reservation.reservation_type.as_str())
+            .bind(reservation.reference_id.as_str())
+            .bind(reservation.status.as_str())
+            .bind(reservation.expires_at.naive_utc())
+            .bind(reservation.order_id.as_ref().map(ExternalId::as_str))
+            .bind(reservation.created_by)
+            .bind(reservation.create_time.naive_utc())
+            .bind(reservation.update_time.naive_utc())
+    }
+
+    /// Writes what a run changed (its new reservations already inserted and settled): their
+    /// items, the ended reservations' status, the rows' numbers, then the ledger entries.
+    async fn write_changes(
         conn: &mut DB::Connection,
-        id: i64,
-        scope: &Scope,
-        ending: Ending<'_>,
-        actor: &Actor,
+        changes: &Changes<'_>,
         now: Timestamp,
-    ) -> Result<Outcome<Reservation>, StoreError> {
-        let Some(reservation) = Self::lock_reservation(conn, id)
-            .await?
-            .filter(|r| scope.allows(&r.seller_id))
-        else {
-            return Ok(Err(StockError::ReservationNotFound));
-        };
-        match reservation.status {
-            ReservationStatus::Active if reservation.expires_at <= now => {
-                // An expiry only gives units back: it is never refused.
-                let _expired =
-                    Self::finish(conn, reservation, Ending::Expire, &Actor::system(), now).await?;
-                return Ok(Err(StockError::ReservationExpired));
+    ) -> Result<(), StoreError> {
+        let items: Vec<(i64, usize, &ReservationItem)> = changes
+            .created
+            .iter()
+            .flat_map(|r| r.items.iter().enumerate().map(|(i, item)| (r.id, i, item)))
+            .collect();
+        for chunk in items.chunks(CHUNK) {
+            let sql = format!(
+                "INSERT INTO reservation_items (reservation_id, position, inventory_id, \
+                 seller_sku, quantity) VALUES {}",
+                groups(chunk.len(), 5)
+            );
+            let mut insert = sqlx::query(&sql);
+            for (reservation_id, position, item) in chunk {
+                insert = insert
+                    .bind(*reservation_id)
+                    .bind(i64::try_from(*position).unwrap_or(i64::MAX))
+                    .bind(item.inventory_id)
+                    .bind(item.seller_sku.as_str())
+                    .bind(item.quantity);
             }
-            ReservationStatus::Active => {}
-            ReservationStatus::Expired => return Ok(Err(StockError::ReservationExpired)),
-            ReservationStatus::Released | ReservationStatus::Committed => {
-                return Ok(Err(StockError::ReservationNotActive))
-            }
+            insert.execute(&mut *conn).await?;
         }
-        Self::finish(conn, reservation, ending, actor, now).await
+
+        for chunk in changes.ended.chunks(CHUNK) {
+            let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
+            let sql = format!(
+                "UPDATE reservations SET status = CASE id {cases} END, \
+                 order_id = CASE id {cases} END, update_time = ? WHERE id IN ({})",
+                marks(chunk.len())
+            );
+            let mut update = sqlx::query(&sql);
+            for reservation in chunk {
+                update = update
+                    .bind(reservation.id)
+                    .bind(reservation.status.as_str());
+            }
+            for reservation in chunk {
+                update = update
+                    .bind(reservation.id)
+                    .bind(reservation.order_id.as_ref().map(ExternalId::as_str));
+            }
+            update = update.bind(now.naive_utc());
+            for reservation in chunk {
+                update = update.bind(reservation.id);
+            }
+            update.execute(&mut *conn).await?;
+        }
+
+        for chunk in changes.rows.chunks(CHUNK) {
+            Self::write_rows(conn, chunk, now).await?;
+        }
+
+        let entries: Vec<_> = changes
+            .entries
+            .iter()
+            .map(|(entry, actor)| (entry, *actor))
+            .collect();
+        Self::insert_entries_of(conn, &entries, now).await
+    }
+
+    /// Writes the units on hand, reserved and the version of `rows`, changed at `now`.
+    async fn write_rows(
+        conn: &mut DB::Connection,
+        rows: &[Inventory],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let cases = vec!["WHEN ? THEN ?"; rows.len()].join(" ");
+        let sql = format!(
+            "UPDATE inventory SET inventory = CASE id {cases} END, \
+             reserved = CASE id {cases} END, version = CASE id {cases} END, update_time = ? \
+             WHERE id IN ({})",
+            marks(rows.len())
+        );
+        let mut update = sqlx::query(&sql);
+        for row in rows {
+            update = update.bind(row.id).bind(i64::from(row.inventory.get()));
+        }
+        for row in rows {
+            update = update.bind(row.id).bind(row.reserved);
+        }
+        for row in rows {
+            update = update.bind(row.id).bind(row.version);
+        }
+        update = update.bind(now.naive_utc());
+        for row in rows {
+            update = update.bind(row.id);
+        }
+        update.execute(&mut *conn).await?;
+        Ok(())
+    }
+
+    /// Runs one operation: what a backend without a write queue does.
+    pub async fn run_reservation(
+        conn: &mut DB::Connection,
+        op: &ReservationOp,
+        now: Timestamp,
+    ) -> Result<Answer, StoreError> {
+        Self::run_reservations(conn, &[op], now)
+            .await?
+            .pop()
+            .ok_or(StoreError::NotFound)
     }
 
     /// Releases every active reservation of this seller's cart (or order) reference.
@@ -294,16 +337,7 @@ where
         .bind(reference_id.as_str())
         .fetch_all(&mut *conn)
         .await?;
-        let mut released = Released::default();
-        for (id,) in ids {
-            let ending =
-                Self::end_reservation(conn, id, &Scope::All, Ending::Release, actor, now).await?;
-            if let Ok(reservation) = ending {
-                released.reservations += 1;
-                released.quantity += reservation.quantity();
-            }
-        }
-        Ok(released)
+        Self::end_all(conn, ids, Ending::Release, actor, now).await
     }
 
     /// Expires up to `limit` reservations whose time ran out by `now`, oldest first.
@@ -320,117 +354,39 @@ where
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-        let mut expired = Released::default();
-        for (id,) in ids {
-            // Another instance may have ended it since the query: only active ones expire.
-            let Some(reservation) = Self::lock_reservation(conn, id)
-                .await?
-                .filter(|r| r.status == ReservationStatus::Active && r.expires_at <= now)
-            else {
-                continue;
-            };
-            let quantity = reservation.quantity();
-            if Self::finish(conn, reservation, Ending::Expire, &Actor::system(), now)
-                .await?
-                .is_ok()
-            {
-                expired.reservations += 1;
-                expired.quantity += quantity;
-            }
-        }
-        Ok(expired)
+        // Another instance may have ended some since the query: those answer "not active"
+        // (under the lock the run takes) and are not counted.
+        Self::end_all(conn, ids, Ending::Expire, &Actor::system(), now).await
     }
 
-    /// Ends an active, locked reservation: moves its units (back to available, or off the
-    /// shelf for a commit), writes the ledger and the reservation's new status.
-    async fn finish(
+    /// Ends the reservations `ids` as `ending` says, in one run; what the ended ones held.
+    async fn end_all(
         conn: &mut DB::Connection,
-        reservation: Reservation,
-        ending: Ending<'_>,
+        ids: Vec<(i64,)>,
+        ending: Ending,
         actor: &Actor,
         now: Timestamp,
-    ) -> Result<Outcome<Reservation>, StoreError> {
-        let ids: Vec<i64> = reservation.items.iter().map(|i| i.inventory_id).collect();
-        let mut rows: HashMap<i64, Inventory> = Self::lock_rows(conn, &ids)
+    ) -> Result<Released, StoreError> {
+        let ops: Vec<ReservationOp> = ids
+            .into_iter()
+            .map(|(id,)| ReservationOp::End {
+                id,
+                scope: Scope::All,
+                ending: ending.clone(),
+                actor: actor.clone(),
+            })
+            .collect();
+        let ops: Vec<&ReservationOp> = ops.iter().collect();
+        let mut released = Released::default();
+        for reservation in Self::run_reservations(conn, &ops, now)
             .await?
             .into_iter()
-            .map(|row| (row.id, row))
-            .collect();
-        let mut moves = Vec::with_capacity(reservation.items.len());
-        let mut short = Vec::new();
-        for (index, item) in reservation.items.iter().enumerate() {
-            // A row with active reservations cannot be deleted, so it is there.
-            let row = rows.get(&item.inventory_id).ok_or(StoreError::NotFound)?;
-            let before = row.stock();
-            let movement = match ending {
-                Ending::Release | Ending::Expire => Ok(before.release(item.quantity)),
-                Ending::Commit(_) => before.commit(item.quantity),
-            };
-            match movement {
-                Ok(movement) => moves.push((item.inventory_id, movement)),
-                Err(shortfall) => short.push(ShortItem {
-                    index,
-                    seller_sku: item.seller_sku.clone(),
-                    requested: shortfall.requested,
-                    available: shortfall.available,
-                }),
-            }
+            .flatten()
+        {
+            released.reservations += 1;
+            released.quantity += reservation.quantity();
         }
-        if !short.is_empty() {
-            return Ok(Err(StockError::InsufficientItems(short)));
-        }
-
-        let mut entries = Vec::with_capacity(moves.len());
-        for (inventory_id, movement) in moves {
-            let row = rows.get_mut(&inventory_id).ok_or(StoreError::NotFound)?;
-            let before = row.stock();
-            let after = before.after(movement);
-            row.inventory = crate::domain::Units::parse(after.inventory)
-                .map_err(|_| StoreError::Stock(StockError::InvalidQuantity))?;
-            row.reserved = after.reserved;
-            row.version += 1;
-            row.update_time = now;
-            Self::write_row(conn, row).await?;
-            entries.push(NewEntry {
-                inventory_id,
-                seller_id: row.seller_id.clone(),
-                market_place_id: row.market_place_id.clone(),
-                seller_sku: row.seller_sku.clone(),
-                entry_type: ending.entry_type(),
-                before,
-                movement,
-                notes: EntryNotes {
-                    reservation_id: Some(reservation.id),
-                    order_id: match ending {
-                        Ending::Commit(order) => Some(order.clone()),
-                        _ => None,
-                    },
-                    ..EntryNotes::default()
-                },
-            });
-        }
-        Self::insert_entries(conn, &entries, actor, now).await?;
-
-        let order_id = match ending {
-            Ending::Commit(order) => Some(order.clone()),
-            _ => None,
-        };
-        let status = ending.status();
-        sqlx::query(
-            "UPDATE reservations SET status = ?, order_id = ?, update_time = ? WHERE id = ?",
-        )
-        .bind(status.as_str())
-        .bind(order_id.as_ref().map(ExternalId::as_str))
-        .bind(now.naive_utc())
-        .bind(reservation.id)
-        .execute(&mut *conn)
-        .await?;
-        Ok(Ok(Reservation {
-            status,
-            order_id,
-            update_time: now,
-            ..reservation
-        }))
+        Ok(released)
     }
 
     /// Whether any active reservation ran out by `now`.

@@ -105,6 +105,16 @@ where
         actor: &Actor,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let entries: Vec<(&NewEntry, &Actor)> = entries.iter().map(|e| (e, actor)).collect();
+        Self::insert_entries_of(conn, &entries, now).await
+    }
+
+    /// Appends `entries`, in order, each for its own actor, at `now`.
+    pub async fn insert_entries_of(
+        conn: &mut DB::Connection,
+        entries: &[(&NewEntry, &Actor)],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         // 18 values a row: 100 rows stay well below every placeholder limit.
         for chunk in entries.chunks(100) {
             let sql = format!(
@@ -115,7 +125,7 @@ where
                 groups(chunk.len(), 18)
             );
             let mut insert = sqlx::query(&sql);
-            for entry in chunk {
+            for (entry, actor) in chunk {
                 let after = entry.before.after(entry.movement);
                 insert = insert
                     .bind(entry.inventory_id)

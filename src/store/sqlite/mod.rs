@@ -24,6 +24,7 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use super::engine::Engine;
 use super::sql::{InventoryTable, Operation, SalesTargetTable};
 use super::{ConnectError, Durability, StoreError, StoreOptions};
+use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput};
 use reads::Reads;
 use upsert::Encoded;
@@ -137,6 +138,11 @@ impl Engine for SqliteStore {
         }
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    /// In the write queue, run together with the other reservation operations of its group.
+    async fn reservation(&self, op: ReservationOp) -> Result<Answer, StoreError> {
+        self.writer.reservation(op).await
     }
 
     async fn upsert_sales_targets(

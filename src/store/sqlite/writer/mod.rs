@@ -11,8 +11,10 @@
 //! write). With one request in flight a group is just that request; under load one
 //! transaction serves many.
 //!
-//! Jobs. A job is a request's write: the rows of an upsert (single or batch), or an `Operation`
-//! (any other write: a delete, a user change, a refresh-token rotation) that runs its own
+//! Jobs. A job is a request's write: the rows of an upsert (single or batch), an operation on
+//! reservations (hold, release, commit: all those of a group run together, reading and writing
+//! each table once for the group, see `Shared::run_reservations`), or an `Operation` (any other
+//! write: an adjustment, a delete, a user change, a refresh-token rotation) that runs its own
 //! statements on the connection. Nobody is answered before the transaction commits.
 //!
 //! Order. A group never holds one upsert key twice: a job with a key already in the group
@@ -38,8 +40,9 @@ use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::supervisor::{supervise, Liveness};
 use super::upsert::{Encoded, Transaction, Upsert};
+use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, InventoryInput, SalesTargetInput, Timestamp};
-use crate::store::sql::{BoxFuture, Operation};
+use crate::store::sql::{BoxFuture, Operation, Shared};
 use crate::store::StoreError;
 
 /// Most rows one group carries: each upserted row counts one, each other job one. A larger
@@ -88,6 +91,18 @@ impl Writer {
         self.submit(job, answer).await
     }
 
+    /// Carries out `op` with the other reservation operations of its group, and answers it once
+    /// the transaction has committed.
+    pub(super) async fn reservation(&self, op: ReservationOp) -> Result<Answer, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        let job = Job::Reservation(Box::new(Reserving {
+            op,
+            answer: None,
+            reply,
+        }));
+        self.submit(job, answer).await
+    }
+
     /// Runs `operation` with `args` on the writer connection, inside a group's transaction,
     /// and returns its output once the transaction has committed.
     pub(super) async fn run<A, T>(
@@ -127,7 +142,15 @@ impl Writer {
 pub(super) enum Job {
     SalesTargets(Upserts<SalesTargetInput>),
     Inventory(Upserts<InventoryInput>),
+    Reservation(Box<Reserving>),
     Operation(Box<dyn Operate>),
+}
+
+/// An operation on reservations and, once run, its answer.
+pub(super) struct Reserving {
+    op: ReservationOp,
+    answer: Option<Answer>,
+    reply: oneshot::Sender<Result<Answer, StoreError>>,
 }
 
 /// The rows of an upsert request, whose they are, and, once written, the stored records.
@@ -215,6 +238,7 @@ impl Job {
         match self {
             Job::SalesTargets(u) => u.reply.is_closed(),
             Job::Inventory(u) => u.reply.is_closed(),
+            Job::Reservation(r) => r.reply.is_closed(),
             Job::Operation(op) => op.abandoned(),
         }
     }
@@ -227,6 +251,10 @@ impl Job {
         match self {
             Job::SalesTargets(u) => (u.rows.len(), keys(&u.rows)),
             Job::Inventory(u) => (u.rows.len(), keys(&u.rows)),
+            Job::Reservation(r) => match &r.op {
+                ReservationOp::Reserve { new, .. } => (new.items.len().max(1), Vec::new()),
+                ReservationOp::End { .. } => (1, Vec::new()),
+            },
             Job::Operation(_) => (1, Vec::new()),
         }
     }
@@ -236,6 +264,10 @@ impl Job {
         match self {
             Job::SalesTargets(u) => u.finish(committed),
             Job::Inventory(u) => u.finish(committed),
+            Job::Reservation(r) => {
+                let Reserving { answer, reply, .. } = *r;
+                let _ = reply.send(committed.and_then(|()| answer.ok_or(StoreError::Unavailable)));
+            }
             Job::Operation(op) => op.finish(committed),
         }
     }
@@ -353,7 +385,8 @@ fn answer_all(group: Vec<Job>, e: &StoreError) {
     }
 }
 
-/// The group's transaction: its upserts, table by table, then its operations in arrival order.
+/// The group's transaction: its upserts, table by table, then its reservation operations
+/// together, then its other operations in arrival order.
 /// When one table's upserts are the whole group, their statements begin and commit it
 /// themselves (`Transaction::Yours`): `BEGIN` and `COMMIT` of their own would be two more
 /// hand-offs to the connection's thread per group. The transaction is begun and ended with
@@ -362,7 +395,9 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(
     let now = Timestamp::now();
     let sales = group.iter().any(|job| matches!(job, Job::SalesTargets(_)));
     let inventory = group.iter().any(|job| matches!(job, Job::Inventory(_)));
-    let operations = group.iter().any(|job| matches!(job, Job::Operation(_)));
+    let operations = group
+        .iter()
+        .any(|job| matches!(job, Job::Operation(_) | Job::Reservation(_)));
     let written = if operations || (sales && inventory) {
         write_in_transaction(conn, group, now).await
     } else {
@@ -385,12 +420,38 @@ async fn write_in_transaction(
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
     write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Open).await?;
     write_upserts::<InventoryInput>(conn, group, now, Transaction::Open).await?;
+    write_reservations(conn, group, now).await?;
     for job in group.iter_mut() {
         if let Job::Operation(op) = job {
             op.run(conn).await?;
         }
     }
     sqlx::query("COMMIT").execute(&mut *conn).await?;
+    Ok(())
+}
+
+/// The reservation operations of `group`, run together; each job keeps its answer.
+async fn write_reservations(
+    conn: &mut SqliteConnection,
+    group: &mut [Job],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut jobs: Vec<&mut Reserving> = group
+        .iter_mut()
+        .filter_map(|job| match job {
+            Job::Reservation(r) => Some(&mut **r),
+            _ => None,
+        })
+        .collect();
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let ops: Vec<&ReservationOp> = jobs.iter().map(|job| &job.op).collect();
+    let answers = Shared::<Sqlite>::run_reservations(conn, &ops, now).await?;
+    drop(ops);
+    for (job, answer) in jobs.iter_mut().zip(answers) {
+        job.answer = Some(answer);
+    }
     Ok(())
 }
 
