@@ -212,3 +212,93 @@ async fn one_failing_job_fails_alone_and_its_group_is_written() {
         .unwrap();
     assert_eq!(n, 2);
 }
+
+/// A reservation of `quantity` units of SKU `sku`.
+fn reserve(sku: u32, quantity: i64) -> ReservationOp {
+    use crate::domain::{ExternalId, NewReservation, NewReservationItem, ReservationType};
+    let row = inventory(sku);
+    ReservationOp::Reserve {
+        new: NewReservation {
+            seller_id: row.seller_id,
+            market_place_id: row.market_place_id,
+            reservation_type: ReservationType::Cart,
+            reference_id: ExternalId::parse("cart-1").unwrap(),
+            items: vec![NewReservationItem {
+                seller_sku: row.seller_sku,
+                quantity,
+            }],
+            expires_minutes: 15,
+        },
+        actor: Actor::system(),
+    }
+}
+
+#[tokio::test]
+async fn reservations_of_a_failed_group_are_run_again_one_by_one_with_their_own_answers() {
+    let (_dir, pool) = database().await;
+    super::super::MIGRATOR.run(&pool).await.unwrap();
+    let writer = Writer::start(pool.clone());
+    let mut row = inventory(1);
+    row.inventory = crate::domain::Units::parse(12).unwrap();
+    writer
+        .upsert(vec![Encoded::new(row).unwrap()], &Actor::system())
+        .await
+        .unwrap();
+
+    let broken: Operation<SqliteConnection, (), ()> = |conn, ()| {
+        Box::pin(async move {
+            sqlx::query("INSERT INTO no_such_table VALUES (1)")
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        })
+    };
+    // Queued together, so (most likely) one group: the broken job fails it, and each job is
+    // then written alone. Either way every answer must be its own.
+    let (a, b, c, d) = tokio::join!(
+        writer.reservation(reserve(1, 5)),
+        writer.reservation(reserve(1, 5)),
+        writer.run((), broken),
+        writer.reservation(reserve(1, 5)),
+    );
+    assert!(matches!(c, Err(StoreError::Db(_))), "{c:?}");
+    let answers = [a.unwrap(), b.unwrap(), d.unwrap()];
+    let held: Vec<i64> = answers
+        .iter()
+        .filter_map(|answer| answer.as_ref().ok().map(|r| r.id))
+        .collect();
+    assert_eq!(
+        held.len(),
+        2,
+        "12 units hold two reservations of 5: {answers:?}"
+    );
+    assert!(
+        held.iter().all(|id| *id > 0) && held[0] != held[1],
+        "{held:?}"
+    );
+    assert!(answers
+        .iter()
+        .any(|answer| matches!(answer, Err(crate::domain::StockError::InsufficientItems(_)))));
+
+    let (reserved,): (i64,) = sqlx::query_as("SELECT reserved FROM inventory")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(reserved, 10);
+    let stored: Vec<(i64,)> = sqlx::query_as("SELECT id FROM reservations ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    let mut expected = held.clone();
+    expected.sort_unstable();
+    assert_eq!(
+        stored.into_iter().map(|(id,)| id).collect::<Vec<_>>(),
+        expected
+    );
+    let (entries,): (i64,) =
+        sqlx::query_as("SELECT COUNT(*) FROM inventory_ledger WHERE type = 'reserve'")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+    assert_eq!(entries, 2);
+}
