@@ -10,9 +10,11 @@ mod inventory;
 mod ledger;
 mod money;
 mod period;
+mod precondition;
 mod reservation;
 mod sales;
 pub mod stock;
+mod sync;
 mod timestamp;
 mod user;
 
@@ -24,6 +26,7 @@ pub use inventory::{
 pub use ledger::{Actor, EntryNotes, LedgerEntry, LedgerFilter, LedgerType, NewEntry};
 pub use money::Money;
 pub use period::Period;
+pub use precondition::{Precondition, ReadOutcome, Tags, Versioned};
 pub use reservation::{
     NewReservation, NewReservationItem, Released, Reservation, ReservationFilter, ReservationItem,
     ReservationStatus, ReservationType, DEFAULT_EXPIRES_MINUTES, MAX_EXPIRES_MINUTES,
@@ -33,8 +36,9 @@ pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput, SalesTargetKey
 pub use stock::{
     parse_quantity, AdjustError, Adjustment, AdjustmentType, ConsistencyReport, ExternalId,
     Inconsistency, Issue, MissingSku, Movement, Note, ShortItem, Shortfall, Stock, StockError,
-    StockLevel, Thresholds, MAX_UNITS,
+    StockLevel, Thresholds, VersionMismatch, MAX_UNITS,
 };
+pub use sync::SyncPosition;
 pub use timestamp::Timestamp;
 pub use user::{
     distinct_sellers, NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch,

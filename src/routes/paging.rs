@@ -1,11 +1,12 @@
 //! Paging of list endpoints: `Page` (one page of rows with its `PageMeta`) in responses, and
 //! `PageParams`, the documentation of the `page` and `size` query parameters (which
-//! `crate::extract::QueryReader::page` reads and checks).
+//! `crate::extract::QueryReader::page` reads and checks), and `SyncParams`, that of
+//! incremental sync's `updated_since` and `cursor` (`QueryReader::sync`; docs/sync.md).
 
 use serde::Serialize;
 use utoipa::{IntoParams, ToSchema};
 
-use crate::domain::PageRequest;
+use crate::domain::{PageRequest, SyncPosition, Timestamp};
 use crate::store::Listed;
 
 /// One page of a list, with the numbers a client needs to page through it.
@@ -27,6 +28,11 @@ pub struct PageMeta {
     pub pages: u64,
     pub has_next: bool,
     pub has_prev: bool,
+    /// Only with `updated_since` or `cursor` (incremental sync): the `cursor` of the next page,
+    /// and, on the last page, of the next poll (docs/sync.md). Opaque.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "czEuMTc5NTc3NjIwMDEyMzQ1Ni40Mg")]
+    pub next_cursor: Option<String>,
 }
 
 impl<T> Page<T> {
@@ -41,8 +47,27 @@ impl<T> Page<T> {
                 pages,
                 has_next: u64::from(request.page) < pages,
                 has_prev: request.page > 1,
+                next_cursor: None,
             },
         }
+    }
+
+    /// A page of incremental sync: the rows after `after`, of which `listed.total` remain
+    /// (this page's included), and the cursor that continues after its last row (or, when it
+    /// is empty, from `after` again). `position` gives a row's (`update_time`, `id`).
+    pub fn synced(
+        listed: Listed<T>,
+        after: SyncPosition,
+        size: u32,
+        position: fn(&T) -> (Timestamp, i64),
+    ) -> Self {
+        let next = listed.items.last().map_or(after, |row| {
+            let (time, id) = position(row);
+            SyncPosition::after(time, id)
+        });
+        let mut page = Self::new(listed, PageRequest { page: 1, size });
+        page.meta.next_cursor = Some(next.to_cursor());
+        page
     }
 }
 
@@ -56,4 +81,18 @@ pub struct PageParams {
     /// Rows per page.
     #[param(minimum = 1, maximum = 100, default = 20)]
     pub size: Option<u32>,
+}
+
+/// The incremental-sync parameters of the inventory and sales-target lists (documentation;
+/// `QueryReader::sync` reads them). With either, rows come in (`update_time`, `id`) order
+/// and `meta.next_cursor` is set; `page` may not be given (docs/sync.md).
+#[derive(Debug, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SyncParams {
+    /// Only rows updated at or after this time (RFC 3339 with a zone), in the order of sync.
+    #[param(value_type = Option<String>, format = DateTime, example = "2026-11-21T10:30:00Z")]
+    pub updated_since: Option<String>,
+    /// The `meta.next_cursor` of the previous page, to continue from it (not with
+    /// `updated_since`).
+    pub cursor: Option<String>,
 }

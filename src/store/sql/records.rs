@@ -14,7 +14,7 @@ use super::{Backend, Shared};
 use crate::domain::{
     Asin, Inventory, InventoryFilter, InventoryLookup, LowStockFilter, Marketplace, PageRequest,
     Period, ReservationFilter, ReservationStatus, SalesTargetFilter, Scope, SellerId, SellerSku,
-    StockLevel,
+    StockLevel, SyncPosition, Timestamp,
 };
 use crate::store::rows::{
     InventoryRow, ReservationRow, SalesTargetRow, Text, INVENTORY_COLUMNS, RESERVATION_COLUMNS,
@@ -180,9 +180,9 @@ where
         Self::page(conn, T::COLUMNS, T::NAME, &filter, "id", page).await
     }
 
-    /// Deletes the row of `T` with this id if its seller is in `scope`, returning what was
-    /// deleted; else `NotFound`. Call inside a transaction.
-    pub async fn delete<T: Table>(
+    /// The row of `T` with this id if its seller is in `scope`, locked until the transaction
+    /// ends; else `NotFound`. Call inside a transaction.
+    pub async fn lock<T: Table>(
         conn: &mut DB::Connection,
         id: i64,
         scope: &Scope,
@@ -200,12 +200,44 @@ where
             T::NAME,
             DB::LOCK_ROWS
         );
-        let row = bind(sqlx::query_as(&select), &values)
+        Ok(bind(sqlx::query_as(&select), &values)
             .fetch_one(&mut *conn)
-            .await?;
+            .await?)
+    }
+
+    /// Deletes the row of `T` with this id (found with `lock` first).
+    pub async fn delete<T: Table>(conn: &mut DB::Connection, id: i64) -> Result<(), StoreError> {
         let delete = format!("DELETE FROM {} WHERE id = ?", T::NAME);
         sqlx::query(&delete).bind(id).execute(&mut *conn).await?;
-        Ok(row)
+        Ok(())
+    }
+
+    /// One page of the rows of `T` matching `filter` within `scope` that come after `after`
+    /// in the order of incremental sync, (`update_time`, `id`), and how many such rows there
+    /// are in all (this page's included). With a `horizon`, only rows updated at or before it
+    /// (docs/sync.md). Call inside a transaction.
+    pub async fn changes<T: Table>(
+        conn: &mut DB::Connection,
+        filter: &T::Filter,
+        scope: &Scope,
+        after: SyncPosition,
+        horizon: Option<Timestamp>,
+        size: u32,
+    ) -> Result<Listed<T::Row>, StoreError>
+    where
+        for<'r> T::Row: FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        let time = after.time.naive_utc();
+        let mut filter = T::filter(filter, scope).condition_with(
+            "update_time > ? OR (update_time = ? AND id > ?)",
+            vec![Value::Time(time), Value::Time(time), Value::Int(after.id)],
+        );
+        if let Some(horizon) = horizon {
+            filter =
+                filter.condition_with("update_time <= ?", vec![Value::Time(horizon.naive_utc())]);
+        }
+        let page = PageRequest { page: 1, size };
+        Self::page(conn, T::COLUMNS, T::NAME, &filter, "update_time, id", page).await
     }
 
     /// Rows at `filter.level` or worse within `scope`, least available first.
