@@ -14,7 +14,7 @@ use super::rows::{
     UserRow,
 };
 use super::sql::{settled, Backend, Ending, InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{Listed, Store, StoreError};
+use super::{Listed, Store, StoreError, Synced};
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
     InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
@@ -178,7 +178,7 @@ where
         scope: &Scope,
         after: SyncPosition,
         size: u32,
-    ) -> Result<Listed<SalesTarget>, StoreError> {
+    ) -> Result<Synced<SalesTarget>, StoreError> {
         let horizon = sync_horizon::<E>();
         self.read(
             &(filter, scope, after, horizon, size),
@@ -189,7 +189,7 @@ where
             },
         )
         .await
-        .map(Listed::convert)
+        .map(Synced::convert)
     }
 
     async fn delete_sales_target(
@@ -284,7 +284,7 @@ where
         scope: &Scope,
         after: SyncPosition,
         size: u32,
-    ) -> Result<Listed<Inventory>, StoreError> {
+    ) -> Result<Synced<Inventory>, StoreError> {
         let horizon = sync_horizon::<E>();
         self.read(
             &(filter, scope, after, horizon, size),
@@ -295,7 +295,7 @@ where
             },
         )
         .await
-        .map(Listed::convert)
+        .map(Synced::convert)
     }
 
     async fn delete_inventory(

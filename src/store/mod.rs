@@ -57,6 +57,24 @@ impl<T> Listed<T> {
     }
 }
 
+/// One page of incremental sync: rows in (`update_time`, `id`) order, and whether more follow
+/// (up to the sync horizon). Not counted: a count would read every remaining row for every
+/// page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+}
+
+impl<T> Synced<T> {
+    fn convert<U: From<T>>(self) -> Synced<U> {
+        Synced {
+            items: self.items.into_iter().map(U::from).collect(),
+            has_next: self.has_next,
+        }
+    }
+}
+
 /// The data operations of sellerdesk. One implementation per database; the same HTTP test
 /// suite runs against each.
 #[async_trait::async_trait] // needed: native async trait methods cannot sit behind `dyn`
@@ -96,16 +114,16 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Listed<SalesTarget>, StoreError>;
 
-    /// One page of the targets matching `filter` within `scope` that come after `after` in the
-    /// order of incremental sync, (`update_time`, `id`); `total` counts them all, this page's
-    /// included. Only rows every write before which has committed (docs/sync.md).
+    /// Up to `size` of the targets matching `filter` within `scope` that come after `after` in
+    /// the order of incremental sync, (`update_time`, `id`). Only rows every write before
+    /// which has committed (docs/sync.md).
     async fn sync_sales_targets(
         &self,
         filter: &SalesTargetFilter,
         scope: &Scope,
         after: SyncPosition,
         size: u32,
-    ) -> Result<Listed<SalesTarget>, StoreError>;
+    ) -> Result<Synced<SalesTarget>, StoreError>;
 
     /// Deletes the target with this id if its seller is in `scope` (else `NotFound`) and it
     /// meets `precondition` (else `VersionMismatch`), returning it. Audited.
@@ -162,7 +180,7 @@ pub trait Store: Send + Sync + 'static {
         scope: &Scope,
         after: SyncPosition,
         size: u32,
-    ) -> Result<Listed<Inventory>, StoreError>;
+    ) -> Result<Synced<Inventory>, StoreError>;
 
     /// Deletes the row with this id if its seller is in `scope`, returning it; else `NotFound`.
     /// A row that does not meet `precondition` is not deleted (`VersionMismatch`), nor one

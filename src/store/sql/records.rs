@@ -20,7 +20,7 @@ use crate::store::rows::{
     InventoryRow, ReservationRow, SalesTargetRow, Text, INVENTORY_COLUMNS, RESERVATION_COLUMNS,
     SALES_TARGET_COLUMNS,
 };
-use crate::store::{Listed, StoreError};
+use crate::store::{Listed, StoreError, Synced};
 
 /// A table of records: its name, the columns its row struct reads, and the filters of its list.
 pub(in crate::store) trait Table {
@@ -212,10 +212,11 @@ where
         Ok(())
     }
 
-    /// One page of the rows of `T` matching `filter` within `scope` that come after `after`
-    /// in the order of incremental sync, (`update_time`, `id`), and how many such rows there
-    /// are in all (this page's included). With a `horizon`, only rows updated at or before it
-    /// (docs/sync.md). Call inside a transaction.
+    /// Up to `size` rows of `T` matching `filter` within `scope` that come after `after` in the
+    /// order of incremental sync, (`update_time`, `id`), and whether more follow. With a
+    /// `horizon`, only rows updated at or before it (docs/sync.md). One more row than asked
+    /// is read to tell whether more follow; nothing is counted. Served by the index on
+    /// (`update_time`, `id`).
     pub async fn changes<T: Table>(
         conn: &mut DB::Connection,
         filter: &T::Filter,
@@ -223,7 +224,7 @@ where
         after: SyncPosition,
         horizon: Option<Timestamp>,
         size: u32,
-    ) -> Result<Listed<T::Row>, StoreError>
+    ) -> Result<Synced<T::Row>, StoreError>
     where
         for<'r> T::Row: FromRow<'r, DB::Row> + Send + Unpin,
     {
@@ -236,8 +237,19 @@ where
             filter =
                 filter.condition_with("update_time <= ?", vec![Value::Time(horizon.naive_utc())]);
         }
-        let page = PageRequest { page: 1, size };
-        Self::page(conn, T::COLUMNS, T::NAME, &filter, "update_time, id", page).await
+        let (conditions, values) = filter.to_sql();
+        let sql = format!(
+            "SELECT {} FROM {}{conditions} ORDER BY update_time, id LIMIT ?",
+            T::COLUMNS,
+            T::NAME
+        );
+        let mut items: Vec<T::Row> = bind(sqlx::query_as(&sql), &values)
+            .bind(i64::from(size) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let has_next = items.len() > size as usize;
+        items.truncate(size as usize);
+        Ok(Synced { items, has_next })
     }
 
     /// Rows at `filter.level` or worse within `scope`, least available first.
