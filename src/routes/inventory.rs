@@ -97,6 +97,7 @@ pub async fn upsert_inventory(
         (status = 200, description = "the row", body = Envelope<Inventory>,
             headers(("ETag" = String, description = "the row's version, quoted: \"3\""))),
         crate::routes::NotModified,
+        crate::routes::PreconditionErrors,
         crate::routes::ReadErrors,
     ))]
 pub async fn get_inventory(

@@ -215,6 +215,7 @@ pub enum ReservationErrors {
         (status = 200, description = "the reservation", body = Envelope<Reservation>,
             headers(("ETag" = String, description = "the reservation's version, quoted: \"1\""))),
         crate::routes::NotModified,
+        crate::routes::PreconditionErrors,
         ReservationErrors,
     ))]
 pub async fn get_reservation(

@@ -96,6 +96,7 @@ pub async fn upsert_sales_target(
         (status = 200, description = "the target", body = Envelope<SalesTarget>,
             headers(("ETag" = String, description = "the target's version, quoted: \"2\""))),
         crate::routes::NotModified,
+        crate::routes::PreconditionErrors,
         crate::routes::ReadErrors,
     ))]
 pub async fn get_sales_target(

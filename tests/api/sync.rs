@@ -251,7 +251,7 @@ async fn a_client_paging_while_rows_change_misses_no_final_state(app: TestApp) {
             let mut step = 0usize;
             while !stop.load(Ordering::Relaxed) || step < 240 {
                 let n = (step * 37) % ids.len();
-                if step % 2 == 0 {
+                if step.is_multiple_of(2) {
                     let body =
                         json!({"adjustment_type": "increase", "quantity": 1, "reason": "churn"});
                     app.ok(
