@@ -56,8 +56,9 @@ impl MySqlStore {
     }
 
     /// Runs a write in a transaction of its own, from the start again after a deadlock, or
-    /// when it ran longer than `MAX_WRITE_SPAN` (rolled back, not committed: see there).
-    async fn write_transaction<A: Sync, T>(
+    /// when it ran longer than `MAX_WRITE_SPAN` (rolled back, not committed: see there). Every
+    /// operation that writes runs here; reads run in `read_transaction`.
+    async fn transaction<A: Sync, T>(
         &self,
         args: &A,
         operation: Operation<MySqlConnection, A, T>,
@@ -86,8 +87,9 @@ impl MySqlStore {
         Err(StoreError::Unavailable)
     }
 
-    /// Runs `operation` in a transaction of its own, from the start again after a deadlock.
-    async fn transaction<A: Sync, T>(
+    /// Runs an operation that only reads in a transaction of its own (one snapshot), from the
+    /// start again after a deadlock.
+    async fn read_transaction<A: Sync, T>(
         &self,
         args: &A,
         operation: Operation<MySqlConnection, A, T>,
@@ -123,7 +125,7 @@ impl Engine for MySqlStore {
         A: Send + Sync + 'static,
         T: Send + 'static,
     {
-        self.write_transaction(&args, operation).await
+        self.transaction(&args, operation).await
     }
 
     /// Runs `operation` in a transaction too: its statements (a page and its count) then see
@@ -137,7 +139,7 @@ impl Engine for MySqlStore {
         A: Send + Sync,
         T: Send,
     {
-        self.transaction(args, operation).await
+        self.read_transaction(args, operation).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
