@@ -20,6 +20,7 @@ use crate::helpers::{
 backend_tests!(
     paging_to_the_end_then_polling_sees_every_row_and_every_later_change,
     a_client_paging_while_rows_change_misses_no_final_state,
+    a_row_changed_behind_the_cursor_comes_again_later,
     sales_targets_sync_the_same_way,
     sync_pages_keep_the_filters_and_the_callers_sellers,
     bad_sync_parameters_are_422,
@@ -292,6 +293,41 @@ async fn a_client_paging_while_rows_change_misses_no_final_state(app: TestApp) {
             .all(|row| row["version"].as_i64().unwrap() > 1),
         "every row changed while the reader paged"
     );
+}
+
+async fn a_row_changed_behind_the_cursor_comes_again_later(app: TestApp) {
+    create_rows(&app, 6).await;
+    let all = everything(&app, INVENTORY).await;
+    // Wait until the first page holds two rows (on MySQL, once they are old enough).
+    let deadline = Instant::now() + PATIENCE;
+    let first = loop {
+        let page = sync_page(&app, INVENTORY, EPOCH, 2).await;
+        if page["items"].as_array().unwrap().len() == 2 {
+            break page;
+        }
+        assert!(Instant::now() < deadline, "the rows never came");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let passed = id_of(&first["items"][0]);
+    let body = json!({"adjustment_type": "set", "quantity": 77, "reason": "behind the cursor"});
+    app.ok(
+        Method::POST,
+        &format!("{INVENTORY}/{passed}/adjust"),
+        Some(&body),
+    )
+    .await;
+
+    let mut seen: HashMap<i64, Value> = first["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|row| (id_of(row), row.clone()))
+        .collect();
+    let mut expected = all.clone();
+    expected.insert(passed, app.row(passed).await);
+    poll_until_equal(&app, INVENTORY, next_query(&first), &mut seen, &expected).await;
+    assert_eq!(seen[&passed]["inventory"], 77);
+    assert_eq!(seen[&passed]["version"], 2);
 }
 
 async fn sales_targets_sync_the_same_way(app: TestApp) {
