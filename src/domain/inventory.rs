@@ -193,7 +193,8 @@ impl InventoryInput {
     /// What upserting this at `now` does to `existing`, the row of its key if there is one. A
     /// new row has version 1, nothing reserved, no thresholds, and id 0 until it is inserted.
     /// An existing row keeps its id, creation time, reservations and thresholds; a change to
-    /// the ASINs or the units on hand moves its version and `update_time`. Writing the same
+    /// the ASINs or the units on hand moves its version and `update_time` (to `now`, or just
+    /// past the stored one should that be later: it never moves back). Writing the same
     /// values again changes nothing, not even `update_time`.
     pub fn plan(self, existing: Option<Inventory>, now: Timestamp) -> UpsertPlan {
         let units = i64::from(self.inventory.get());
@@ -252,7 +253,7 @@ impl InventoryInput {
                 child_asin: self.child_asin,
                 inventory: self.inventory,
                 version: old.version + 1,
-                update_time: now,
+                update_time: now.after(old.update_time),
                 ..old
             },
             write: UpsertWrite::Update,

@@ -10,10 +10,12 @@ mod inventory;
 mod ledger;
 mod money;
 mod period;
+mod precondition;
 mod reservation;
 mod sales;
 pub mod stock;
 pub mod stockroom;
+mod sync;
 mod timestamp;
 mod user;
 
@@ -25,6 +27,7 @@ pub use inventory::{
 pub use ledger::{Actor, EntryNotes, LedgerEntry, LedgerFilter, LedgerType, NewEntry};
 pub use money::Money;
 pub use period::Period;
+pub use precondition::{Precondition, ReadOutcome, Tags, Versioned};
 pub use reservation::{
     NewReservation, NewReservationItem, Released, Reservation, ReservationFilter, ReservationItem,
     ReservationStatus, ReservationType, DEFAULT_EXPIRES_MINUTES, MAX_EXPIRES_MINUTES,
@@ -34,8 +37,9 @@ pub use sales::{SalesTarget, SalesTargetFilter, SalesTargetInput, SalesTargetKey
 pub use stock::{
     parse_quantity, AdjustError, Adjustment, AdjustmentType, ConsistencyReport, ExternalId,
     Inconsistency, Issue, MissingSku, Movement, Note, ShortItem, Shortfall, Stock, StockError,
-    StockLevel, Thresholds, MAX_UNITS,
+    StockLevel, Thresholds, VersionMismatch, MAX_UNITS,
 };
+pub use sync::SyncPosition;
 pub use timestamp::Timestamp;
 pub use user::{
     distinct_sellers, NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch,

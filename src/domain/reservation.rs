@@ -104,11 +104,9 @@ pub struct ReservationItem {
     pub quantity: i64,
 }
 
-/// A stored reservation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-#[schema(as = ReservationView)]
+/// A stored reservation. It serialises as `ReservationView`, with its `version`.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    #[schema(example = 7)]
     pub id: i64,
     pub seller_id: SellerId,
     pub market_place_id: Marketplace,
@@ -125,7 +123,84 @@ pub struct Reservation {
     pub update_time: Timestamp,
 }
 
+/// A reservation as clients see it.
+#[derive(Serialize, ToSchema)]
+pub struct ReservationView<'a> {
+    #[schema(example = 7)]
+    id: i64,
+    seller_id: &'a SellerId,
+    market_place_id: &'a Marketplace,
+    reservation_type: ReservationType,
+    reference_id: &'a ExternalId,
+    status: ReservationStatus,
+    items: &'a Vec<ReservationItem>,
+    expires_at: Timestamp,
+    /// Set when the reservation was committed.
+    order_id: &'a Option<ExternalId>,
+    /// The user who made the reservation.
+    created_by: Option<i64>,
+    /// 1 while active, 2 once released, committed or expired: a reservation changes once.
+    /// Its `ETag` is this number, quoted.
+    #[schema(example = 1, minimum = 1, maximum = 2)]
+    version: i64,
+    create_time: Timestamp,
+    update_time: Timestamp,
+}
+
+impl Serialize for Reservation {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        ReservationView {
+            id: self.id,
+            seller_id: &self.seller_id,
+            market_place_id: &self.market_place_id,
+            reservation_type: self.reservation_type,
+            reference_id: &self.reference_id,
+            status: self.status,
+            items: &self.items,
+            expires_at: self.expires_at,
+            order_id: &self.order_id,
+            created_by: self.created_by,
+            version: self.version(),
+            create_time: self.create_time,
+            update_time: self.update_time,
+        }
+        .serialize(serializer)
+    }
+}
+
+impl utoipa::PartialSchema for Reservation {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        ReservationView::schema()
+    }
+}
+
+impl ToSchema for Reservation {
+    fn name() -> std::borrow::Cow<'static, str> {
+        ReservationView::name()
+    }
+
+    fn schemas(
+        schemas: &mut Vec<(
+            String,
+            utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+        )>,
+    ) {
+        ReservationView::schemas(schemas);
+    }
+}
+
 impl Reservation {
+    /// Derived, not stored: a reservation changes exactly once (from `active` to released,
+    /// committed or expired), so it is at version 1 while active and 2 ever after.
+    pub fn version(&self) -> i64 {
+        match self.status {
+            ReservationStatus::Active => 1,
+            ReservationStatus::Released
+            | ReservationStatus::Committed
+            | ReservationStatus::Expired => 2,
+        }
+    }
+
     /// Units this reservation holds while active.
     pub fn quantity(&self) -> i64 {
         self.items.iter().map(|item| item.quantity).sum()

@@ -50,6 +50,10 @@ pub struct SalesTarget {
     pub market_place_id: Marketplace,
     pub period: Period,
     pub sales_target: Money,
+    /// 1 when the target is created, one more with every write to it. Its `ETag` is this
+    /// number, quoted.
+    #[schema(example = 2)]
+    pub version: i64,
     pub create_time: Timestamp,
     pub update_time: Timestamp,
 }

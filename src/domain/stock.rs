@@ -352,6 +352,27 @@ pub enum StockError {
     ReservationExpired,
     #[error("the reservation is not active")]
     ReservationNotActive,
+    /// A conditional write (`If-Match`, `If-None-Match`) found the row at another version, or
+    /// no row (`current_version` null), or a row where it wanted none. Nothing was written.
+    #[error("the row is not at the version the request expects")]
+    VersionMismatch(VersionMismatch),
+}
+
+/// What a refused conditional write found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema)]
+pub struct VersionMismatch {
+    /// The row's version now; null when there is no row.
+    #[schema(example = 4)]
+    pub current_version: Option<i64>,
+}
+
+impl StockError {
+    /// The refusal of a conditional write on a row at `current` (`None`: no row).
+    pub fn version_mismatch(current: Option<i64>) -> Self {
+        Self::VersionMismatch(VersionMismatch {
+            current_version: current,
+        })
+    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,7 @@
 //! `Timestamp`: a moment in UTC as every record carries it (`create_time`, `update_time`).
 
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use chrono::{DateTime, Datelike, SubsecRound, Timelike, Utc};
 use serde::Serialize;
 use utoipa::openapi::schema::{ObjectBuilder, SchemaFormat, Type};
@@ -13,11 +15,57 @@ pub struct Timestamp(DateTime<Utc>);
 /// The JSON form, `%Y-%m-%dT%H:%M:%S%.6fZ`.
 const RFC3339_MICROS: &str = "%Y-%m-%dT%H:%M:%S%.6fZ";
 
+/// The last moment `Timestamp::now` gave out, in microseconds since the Unix epoch.
+static LAST_ISSUED: AtomicI64 = AtomicI64::new(i64::MIN);
+
 impl Timestamp {
     /// The current time, truncated to what both databases store, so that a value returned
     /// from a write equals the value a later read returns.
+    ///
+    /// Strictly increasing within the process: each call gives a later microsecond than the
+    /// one before, even when two calls fall in one tick of the clock or the clock steps back.
+    /// Incremental sync depends on it (docs/sync.md): two writes never share an
+    /// `update_time`, and a later write never gets an earlier one.
     pub fn now() -> Self {
-        Self(Utc::now().trunc_subsecs(6))
+        let wall = Utc::now().timestamp_micros();
+        let mut last = LAST_ISSUED.load(Ordering::Relaxed);
+        loop {
+            let next = wall.max(last.saturating_add(1));
+            match LAST_ISSUED.compare_exchange_weak(
+                last,
+                next,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => {
+                    return Self::from_micros(next).unwrap_or(Self(Utc::now().trunc_subsecs(6)))
+                }
+                Err(seen) => last = seen,
+            }
+        }
+    }
+
+    /// The moment `micros` microseconds after the Unix epoch, if it is one chrono can hold.
+    pub fn from_micros(micros: i64) -> Option<Self> {
+        DateTime::from_timestamp_micros(micros).map(Self)
+    }
+
+    /// Microseconds since the Unix epoch (the position of a sync cursor).
+    pub fn micros(self) -> i64 {
+        self.0.timestamp_micros()
+    }
+
+    /// `self`, or one microsecond after `earlier` if `self` is not later than it: the
+    /// `update_time` of a row changed at `self` whose last change was at `earlier`, so that a
+    /// row's `update_time` only ever moves forward.
+    pub fn after(self, earlier: Self) -> Self {
+        let next = Self(earlier.0 + chrono::Duration::microseconds(1));
+        self.max(next)
+    }
+
+    /// This moment minus `duration` (the horizon of a sync page).
+    pub fn minus(self, duration: std::time::Duration) -> Self {
+        Self(self.0 - chrono::Duration::from_std(duration).unwrap_or(chrono::Duration::zero()))
     }
 
     pub fn from_naive_utc(value: chrono::NaiveDateTime) -> Self {
@@ -108,6 +156,26 @@ impl utoipa::ToSchema for Timestamp {}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn now_only_moves_forward_even_within_one_tick() {
+        let mut last = Timestamp::now();
+        for _ in 0..10_000 {
+            let next = Timestamp::now();
+            assert!(next > last, "{next:?} after {last:?}");
+            last = next;
+        }
+        let drift = last.micros() - Utc::now().timestamp_micros();
+        assert!(drift < 1_000_000, "now() ran {drift} µs ahead of the clock");
+    }
+
+    #[test]
+    fn after_is_later_than_the_earlier_moment() {
+        let t = Timestamp::now();
+        assert_eq!(t.after(t).micros(), t.micros() + 1);
+        assert_eq!(t.after(t.minus(std::time::Duration::from_secs(1))), t);
+        assert_eq!(Timestamp::from_micros(t.micros()), Some(t));
+    }
     use chrono::NaiveDate;
 
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32, nanos: u32) -> Timestamp {

@@ -160,6 +160,7 @@ impl ApiError {
                 | StockError::ActiveReservations
                 | StockError::ReservationExpired
                 | StockError::ReservationNotActive => StatusCode::CONFLICT,
+                StockError::VersionMismatch(_) => StatusCode::PRECONDITION_FAILED,
             },
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -239,6 +240,7 @@ impl ErrorReport {
             StatusCode::METHOD_NOT_ALLOWED => ("METHOD_NOT_ALLOWED", "method not allowed"),
             StatusCode::REQUEST_TIMEOUT => ("REQUEST_TIMEOUT", "request timed out"),
             StatusCode::CONFLICT => ("CONFLICT", "conflict"),
+            StatusCode::PRECONDITION_FAILED => ("PRECONDITION_FAILED", "precondition failed"),
             StatusCode::PAYLOAD_TOO_LARGE => ("PAYLOAD_TOO_LARGE", "request body too large"),
             StatusCode::UNSUPPORTED_MEDIA_TYPE => {
                 ("UNSUPPORTED_MEDIA_TYPE", "body must be application/json")
@@ -304,6 +306,11 @@ fn stock_report(e: StockError) -> ErrorReport {
             "RESERVATION_NOT_ACTIVE",
             "the reservation was already released or committed",
         ),
+        StockError::VersionMismatch(found) => ErrorReport::new(
+            "VERSION_MISMATCH",
+            "the resource is not at the version the request expects",
+        )
+        .with_detail(found),
     }
 }
 

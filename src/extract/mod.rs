@@ -10,15 +10,20 @@
 //!    its index; `reject_repeated_keys` for batches that name one row twice.
 //! 4. [`query`]: `QueryReader`, the same approach for the filters and paging of list requests.
 //! 5. [`path`]: `IdPath`, the `{id}` of a resource path.
+//! 6. [`precondition`]: `Precondition` (defined in `crate::domain`) from `If-Match` and
+//!    `If-None-Match`; `refuse_precondition` where they do not apply.
 
 mod batch;
 mod json;
 mod object;
 mod path;
+mod precondition;
 mod query;
 
+pub use crate::domain::Precondition;
 pub use batch::{reject_repeated_keys, Batch, MAX_BATCH_ITEMS};
 pub use json::{OptionalJson, ValidJson};
 pub use object::{read_object, FromJsonObject, ObjectReader};
 pub use path::IdPath;
+pub use precondition::refuse_precondition;
 pub use query::QueryReader;

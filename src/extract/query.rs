@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 
-use crate::domain::PageRequest;
+use crate::domain::{PageRequest, SyncPosition, Timestamp};
 use crate::error::{ApiError, FieldError, Problems};
 
 /// The query string of a list request, read parameter by parameter like a JSON body:
@@ -60,6 +60,38 @@ impl QueryReader {
     /// Records a problem found across parameters (e.g. a range whose ends are out of order).
     pub fn fail(&mut self, problem: FieldError) {
         self.errors.push(problem);
+    }
+
+    /// Incremental sync (docs/sync.md): where the page starts, from `updated_since` (an RFC 3339
+    /// time: rows updated then or later) or `cursor` (a `next_cursor`), or `None` for an
+    /// ordinary list. The two exclude each other, and sync pages take no `page`. Call before
+    /// `page`.
+    pub fn sync(&mut self) -> Option<SyncPosition> {
+        let since = self
+            .filter("updated_since", Timestamp::parse_rfc3339)
+            .map(SyncPosition::since);
+        let cursor = self.filter("cursor", SyncPosition::parse_cursor);
+        let position = match (since, cursor) {
+            (Some(_), Some(_)) => {
+                self.errors.push(FieldError::new(
+                    "cursor",
+                    "cannot be combined with updated_since: the cursor already says where to go on",
+                ));
+                return None;
+            }
+            (since, cursor) => since.or(cursor)?,
+        };
+        let paged = self
+            .params
+            .iter()
+            .any(|(name, value)| name == "page" && value.is_some());
+        if paged {
+            self.errors.push(FieldError::new(
+                "page",
+                "cannot be combined with updated_since or cursor: follow meta.next_cursor",
+            ));
+        }
+        Some(position)
     }
 
     /// `page` (≥ 1, default 1) and `size` (1–100, default 20).

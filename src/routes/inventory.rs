@@ -14,9 +14,10 @@ use crate::domain::{
 };
 use crate::error::{ApiError, Envelope};
 use crate::extract::{
-    reject_repeated_keys, Batch, FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson,
+    refuse_precondition, reject_repeated_keys, Batch, FromJsonObject, IdPath, ObjectReader,
+    Precondition, QueryReader, ValidJson,
 };
-use crate::routes::{Page, BATCH_BODY_LIMIT};
+use crate::routes::{Page, Tagged, BATCH_BODY_LIMIT};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -53,43 +54,69 @@ impl FromJsonObject for InventoryInput {
 /// The row is keyed by (`seller_id`, `market_place_id`, `seller_sku`): the first write creates
 /// it, later writes replace `parent_asin`, `child_asin` and `inventory` and move `update_time`,
 /// keeping `id` and `create_time`.
+///
+/// Conditional: with `If-Match: "<version>"` the row is written only if it exists at that
+/// version; with `If-None-Match: *` only if no row has the key (create only). Otherwise 412
+/// `VERSION_MISMATCH` and nothing changes. The answer carries the row's `ETag`.
 #[utoipa::path(post, path = "/api/v1/inventory", tag = "inventory",
+    params(crate::routes::WritePreconditions),
     request_body(content = InventoryInput, example = json!({
         "seller_id": "A1SELLER0001", "parent_asin": "B0PARENT0001", "child_asin": "B0CHILD00001",
         "seller_sku": "SKU0000000001", "market_place_id": "US", "inventory": 120})),
     responses(
-        (status = 200, description = "the stored row", body = Envelope<Inventory>),
+        (status = 200, description = "the stored row", body = Envelope<Inventory>,
+            headers(("ETag" = String, description = "the row's version, quoted: \"3\""))),
         crate::routes::WriteForbidden,
+        crate::routes::PreconditionErrors,
         crate::routes::WriteErrors,
     ))]
 pub async fn upsert_inventory(
     State(app): State<AppState>,
     caller: AuthUser,
+    precondition: Precondition,
     ValidJson(item): ValidJson<InventoryInput>,
-) -> Result<Json<Envelope<Inventory>>, ApiError> {
+) -> Result<Tagged<Inventory>, ApiError> {
     caller.may_write(&item.seller_id)?;
-    let saved = app.store.upsert_inventory(&item, &caller.actor()).await?;
-    Ok(Json(Envelope::success(saved)))
+    let saved = if precondition.is_none() {
+        app.store.upsert_inventory(&item, &caller.actor()).await?
+    } else {
+        app.store
+            .upsert_inventory_if(&item, &precondition, &caller.actor())
+            .await?
+    };
+    Ok(Tagged::new(saved))
 }
 
 /// One inventory row by id.
+///
+/// With `If-None-Match` naming its current `ETag` (or `*`): 304 without a body.
 #[utoipa::path(get, path = "/api/v1/inventory/{id}", tag = "inventory",
-    params(("id" = i64, Path, description = "the row's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the row's id", minimum = 1),
+        crate::routes::ReadPreconditions),
     responses(
-        (status = 200, description = "the row", body = Envelope<Inventory>),
+        (status = 200, description = "the row", body = Envelope<Inventory>,
+            headers(("ETag" = String, description = "the row's version, quoted: \"3\""))),
+        crate::routes::NotModified,
+        crate::routes::PreconditionErrors,
         crate::routes::ReadErrors,
     ))]
 pub async fn get_inventory(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
-) -> Result<Json<Envelope<Inventory>>, ApiError> {
+    precondition: Precondition,
+) -> Result<Tagged<Inventory>, ApiError> {
     let found = app.store.get_inventory(id).await?;
     caller.may_read(&found.seller_id)?;
-    Ok(Json(Envelope::success(found)))
+    Tagged::new(found).unless_current(&precondition)
 }
 
 /// Inventory rows matching every given filter, ordered by id, one page at a time.
+///
+/// Incremental sync: with `updated_since` or `cursor`, rows come ordered by (`update_time`,
+/// `id`) and `meta.next_cursor` continues after the page; `meta.total` counts the rows from
+/// there on. Page to the end, then poll with the last `next_cursor` to get every later change
+/// (docs/sync.md).
 #[utoipa::path(get, path = "/api/v1/inventory", tag = "inventory",
     params(
         ("seller_id" = Option<String>, Query, description = "only this seller's rows"),
@@ -98,6 +125,7 @@ pub async fn get_inventory(
         ("child_asin" = Option<String>, Query, description = "only this child ASIN"),
         ("seller_sku" = Option<String>, Query, description = "only this SKU"),
         crate::routes::PageParams,
+        crate::routes::SyncParams,
     ),
     responses(
         (status = 200, description = "one page of rows", body = Envelope<Page<Inventory>>),
@@ -116,33 +144,48 @@ pub async fn list_inventory(
         child_asin: query.filter("child_asin", Asin::parse),
         seller_sku: query.filter("seller_sku", SellerSku::parse),
     };
+    let sync = query.sync();
     let page = query.page();
     query.finish()?;
     caller.may_filter(filter.seller_id.as_ref())?;
-    let listed = app
-        .store
-        .list_inventory(&filter, &caller.scope(), page)
-        .await?;
-    Ok(Json(Envelope::success(Page::new(listed, page))))
+    let scope = caller.scope();
+    let page = match sync {
+        None => Page::new(app.store.list_inventory(&filter, &scope, page).await?, page),
+        Some(after) => {
+            let listed = app
+                .store
+                .sync_inventory(&filter, &scope, after, page.size)
+                .await?;
+            Page::synced(listed, after, page.size, |row| (row.update_time, row.id))
+        }
+    };
+    Ok(Json(Envelope::success(page)))
 }
 
 /// Delete one inventory row by id, returning the deleted row.
+///
+/// With `If-Match: "<version>"`, only if the row is at that version (else 412
+/// `VERSION_MISMATCH`, nothing deleted).
 #[utoipa::path(delete, path = "/api/v1/inventory/{id}", tag = "inventory",
-    params(("id" = i64, Path, description = "the row's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the row's id", minimum = 1),
+        crate::routes::WritePreconditions),
     responses(
-        (status = 200, description = "the deleted row", body = Envelope<Inventory>),
+        (status = 200, description = "the deleted row", body = Envelope<Inventory>,
+            headers(("ETag" = String, description = "the deleted row's version, quoted"))),
+        crate::routes::PreconditionErrors,
         crate::routes::ReadErrors,
     ))]
 pub async fn delete_inventory(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
-) -> Result<Json<Envelope<Inventory>>, ApiError> {
+    precondition: Precondition,
+) -> Result<Tagged<Inventory>, ApiError> {
     let deleted = app
         .store
-        .delete_inventory(id, &caller.scope(), &caller.actor())
+        .delete_inventory(id, &caller.scope(), &precondition, &caller.actor())
         .await?;
-    Ok(Json(Envelope::success(deleted)))
+    Ok(Tagged::new(deleted))
 }
 
 /// Create or update up to 1000 rows at once, all or nothing.
@@ -160,8 +203,10 @@ pub async fn delete_inventory(
 pub async fn upsert_inventory_batch(
     State(app): State<AppState>,
     caller: AuthUser,
+    precondition: Precondition,
     ValidJson(batch): ValidJson<Batch<InventoryInput>>,
 ) -> Result<Json<Envelope<Batch<Inventory>>>, ApiError> {
+    refuse_precondition(&precondition)?;
     reject_repeated_keys(
         batch.items.iter().map(InventoryInput::key),
         "seller_id, market_place_id, seller_sku",

@@ -14,7 +14,8 @@
 //! Every route but `/health` is rate-limited per client IP (before authentication, so floods of
 //! bad tokens are limited too); the token endpoint has a stricter limit of its own.
 //!
-//! Also here: `openapi` (the document and its error responses), `paging`, `health`.
+//! Also here: `openapi` (the document and its error responses), `paging` (pages, and
+//! incremental-sync pages), `tagged` (single-row answers with their `ETag`), `health`.
 
 pub mod audit;
 pub mod auth;
@@ -26,6 +27,7 @@ pub mod paging;
 pub mod reservations;
 pub mod sales;
 pub mod stock;
+pub mod tagged;
 pub mod users;
 
 use axum::extract::DefaultBodyLimit;
@@ -40,9 +42,11 @@ use crate::AppState;
 
 pub use health::health;
 pub use openapi::{
-    AdminOnly, BatchErrors, FilterForbidden, ListErrors, ReadErrors, WriteErrors, WriteForbidden,
+    AdminOnly, BatchErrors, FilterForbidden, ListErrors, NotModified, PreconditionErrors,
+    ReadErrors, ReadPreconditions, WriteErrors, WriteForbidden, WritePreconditions,
 };
-pub use paging::{Page, PageMeta, PageParams};
+pub use paging::{Page, PageMeta, PageParams, SyncParams};
+pub use tagged::Tagged;
 
 /// Largest body of a single write; bigger ones are refused with 413 before they are parsed.
 pub const SINGLE_BODY_LIMIT: usize = 64 * 1024;

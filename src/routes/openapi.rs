@@ -11,7 +11,7 @@ use utoipa::openapi::security::{
     Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
-use utoipa::{IntoResponses, OpenApi};
+use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use crate::error::ErrorBody;
 
@@ -225,4 +225,53 @@ pub enum AdminOnly {
     #[response(status = 403, description = "the caller is not an admin",
         example = json!({"code": 403, "error_code": "FORBIDDEN", "message": "this needs the admin role", "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
     NotAdmin(ErrorBody),
+}
+
+/// The conditional headers of a write to one row (documentation; `Precondition` reads them).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documentation only
+pub struct WritePreconditions {
+    /// Write only if the row is at this version: its `ETag`, quoted (`"3"`), or `*` for any
+    /// existing row. Otherwise 412 `VERSION_MISMATCH` and nothing changes. Not an entity tag
+    /// of this API (e.g. `3` without quotes): 422.
+    #[param(rename = "If-Match", example = "\"3\"")]
+    if_match: Option<String>,
+    /// `*`: write only if no row exists (an upsert then only creates); a quoted version: only
+    /// if the row is not at it. Otherwise 412 `VERSION_MISMATCH`.
+    #[param(rename = "If-None-Match", example = "*")]
+    if_none_match: Option<String>,
+}
+
+/// The conditional headers of a read of one row (documentation; `Precondition` reads them).
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // documentation only
+pub struct ReadPreconditions {
+    /// The `ETag` of the copy the client holds (or `*`): 304 without a body when it is
+    /// current.
+    #[param(rename = "If-None-Match", example = "\"3\"")]
+    if_none_match: Option<String>,
+    /// Answer only if the row is at this version, else 412 `VERSION_MISMATCH`.
+    #[param(rename = "If-Match", example = "\"3\"")]
+    if_match: Option<String>,
+}
+
+/// The 304 of a conditional read.
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum NotModified {
+    #[response(status = 304, description = "`If-None-Match` names the current version (or is `*`): the client's copy is current. No body; the `ETag` header is sent again.",
+        headers(("ETag" = String, description = "the current version, quoted: \"3\"")))]
+    Current,
+}
+
+/// The 412 of a conditional write (or read).
+#[derive(IntoResponses)]
+#[allow(dead_code)] // documentation only
+pub enum PreconditionErrors {
+    #[response(status = 412, description = "VERSION_MISMATCH: `If-Match` names another version than the row's (or the row does not exist: `current_version` null), or `If-None-Match: *` found a row. Nothing was changed.",
+        example = json!({"code": 412, "error_code": "VERSION_MISMATCH", "message": "the resource is not at the version the request expects",
+            "detail": {"current_version": 4}, "request_id": "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6"}))]
+    Mismatch(ErrorBody),
 }

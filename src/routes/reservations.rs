@@ -4,7 +4,6 @@
 //! the life of a reservation.
 
 use axum::extract::State;
-use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
@@ -20,9 +19,10 @@ use crate::domain::{
 };
 use crate::error::{ApiError, Envelope, ErrorBody};
 use crate::extract::{
-    read_object, reject_repeated_keys, FromJsonObject, IdPath, ObjectReader, QueryReader, ValidJson,
+    read_object, reject_repeated_keys, FromJsonObject, IdPath, ObjectReader, Precondition,
+    QueryReader, ValidJson,
 };
-use crate::routes::Page;
+use crate::routes::{Page, Tagged};
 use crate::store::StoreError;
 use crate::AppState;
 
@@ -157,7 +157,8 @@ pub enum ReserveErrors {
     request_body(content = ReservationRequest),
     responses(
         (status = 201, description = "the units are held", body = Envelope<Reservation>,
-            headers(("Location" = String, description = "/api/v1/reservations/{id}"))),
+            headers(("Location" = String, description = "/api/v1/reservations/{id}"),
+                ("ETag" = String, description = "the reservation's version, quoted: \"1\""))),
         ReserveErrors,
     ))]
 pub async fn create_reservation(
@@ -169,12 +170,7 @@ pub async fn create_reservation(
     caller.may_write(&new.seller_id)?;
     let reservation = app.store.create_reservation(&new, &caller.actor()).await?;
     let location = format!("/api/v1/reservations/{}", reservation.id);
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(Envelope::created(reservation)),
-    )
-        .into_response())
+    Ok(Tagged::created(reservation, location).into_response())
 }
 
 /// A reservation that the caller may see: unknown and foreign ids look alike.
@@ -209,19 +205,27 @@ pub enum ReservationErrors {
 }
 
 /// One reservation by id.
+///
+/// Its `ETag` is its `version`: `"1"` while active, `"2"` once it ended. With `If-None-Match`
+/// naming the current one (or `*`): 304 without a body.
 #[utoipa::path(get, path = "/api/v1/reservations/{id}", tag = "reservations",
-    params(("id" = i64, Path, description = "the reservation's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the reservation's id", minimum = 1),
+        crate::routes::ReadPreconditions),
     responses(
-        (status = 200, description = "the reservation", body = Envelope<Reservation>),
+        (status = 200, description = "the reservation", body = Envelope<Reservation>,
+            headers(("ETag" = String, description = "the reservation's version, quoted: \"1\""))),
+        crate::routes::NotModified,
+        crate::routes::PreconditionErrors,
         ReservationErrors,
     ))]
 pub async fn get_reservation(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
-) -> Result<Json<Envelope<Reservation>>, ApiError> {
+    precondition: Precondition,
+) -> Result<Tagged<Reservation>, ApiError> {
     let reservation = visible(app.store.get_reservation(id).await, &caller)?;
-    Ok(Json(Envelope::success(reservation)))
+    Tagged::new(reservation).unless_current(&precondition)
 }
 
 /// Reservations matching every given filter, ordered by id, one page at a time.
@@ -263,23 +267,28 @@ pub async fn list_reservations(
 ///
 /// Each item gets a `release` ledger entry. Only an active reservation can be released: one
 /// that ran out is 409 `RESERVATION_EXPIRED`, one already released or committed 409
-/// `RESERVATION_NOT_ACTIVE`.
+/// `RESERVATION_NOT_ACTIVE`. With `If-Match: "1"`, only while it is active (its version);
+/// otherwise, or when it does not exist, 412 `VERSION_MISMATCH` and nothing changes.
 #[utoipa::path(delete, path = "/api/v1/reservations/{id}", tag = "reservations",
-    params(("id" = i64, Path, description = "the reservation's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the reservation's id", minimum = 1),
+        crate::routes::WritePreconditions),
     responses(
-        (status = 200, description = "the reservation, now released", body = Envelope<Reservation>),
+        (status = 200, description = "the reservation, now released", body = Envelope<Reservation>,
+            headers(("ETag" = String, description = "the reservation's version, quoted: \"2\""))),
+        crate::routes::PreconditionErrors,
         ReservationErrors,
     ))]
 pub async fn release_reservation(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
-) -> Result<Json<Envelope<Reservation>>, ApiError> {
+    precondition: Precondition,
+) -> Result<Tagged<Reservation>, ApiError> {
     let released = app
         .store
-        .release_reservation(id, &caller.scope(), &caller.actor())
+        .release_reservation(id, &caller.scope(), &precondition, &caller.actor())
         .await?;
-    Ok(Json(Envelope::success(released)))
+    Ok(Tagged::new(released))
 }
 
 /// `POST /api/v1/reservations/release` body.
@@ -361,25 +370,36 @@ impl FromJsonObject for CommitRequest {
 /// Commit a reservation for an order: its units leave the shelf.
 ///
 /// For each item, `inventory` and `reserved` both drop by its quantity (a `commit` ledger
-/// entry); the reservation becomes `committed` with the `order_id`.
+/// entry); the reservation becomes `committed` with the `order_id`. With `If-Match: "1"`,
+/// only while it is active; otherwise 412 `VERSION_MISMATCH` and nothing changes.
 #[utoipa::path(post, path = "/api/v1/reservations/{id}/commit", tag = "reservations",
-    params(("id" = i64, Path, description = "the reservation's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the reservation's id", minimum = 1),
+        crate::routes::WritePreconditions),
     request_body(content = CommitRequest),
     responses(
-        (status = 200, description = "the reservation, now committed", body = Envelope<Reservation>),
+        (status = 200, description = "the reservation, now committed", body = Envelope<Reservation>,
+            headers(("ETag" = String, description = "the reservation's version, quoted: \"2\""))),
+        crate::routes::PreconditionErrors,
         ReservationErrors,
     ))]
 pub async fn commit_reservation(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
+    precondition: Precondition,
     ValidJson(request): ValidJson<CommitRequest>,
-) -> Result<Json<Envelope<Reservation>>, ApiError> {
+) -> Result<Tagged<Reservation>, ApiError> {
     let committed = app
         .store
-        .commit_reservation(id, &caller.scope(), &request.order_id, &caller.actor())
+        .commit_reservation(
+            id,
+            &caller.scope(),
+            &request.order_id,
+            &precondition,
+            &caller.actor(),
+        )
         .await?;
-    Ok(Json(Envelope::success(committed)))
+    Ok(Tagged::new(committed))
 }
 
 /// How many reservations a cleanup expired and the units they held.

@@ -20,9 +20,10 @@ use crate::domain::{
 };
 use crate::error::{ApiError, Envelope, ErrorBody};
 use crate::extract::{
-    read_object, FromJsonObject, IdPath, ObjectReader, OptionalJson, QueryReader, ValidJson,
+    read_object, FromJsonObject, IdPath, ObjectReader, OptionalJson, Precondition, QueryReader,
+    ValidJson,
 };
-use crate::routes::{Page, BATCH_BODY_LIMIT};
+use crate::routes::{Page, Tagged, BATCH_BODY_LIMIT};
 use crate::AppState;
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -118,28 +119,43 @@ pub enum AdjustErrors {
 /// Every adjustment needs a reason and writes a ledger entry of type `adjust`, in the same
 /// transaction. A decrease or set that would leave fewer units than reservations hold is
 /// refused (409 `INSUFFICIENT_INVENTORY`, `detail` `{requested, available}`); an increase past
-/// 2147483647 is 422 `INVALID_QUANTITY`. A refused adjustment changes nothing.
+/// 2147483647 is 422 `INVALID_QUANTITY`. With `If-Match: "<version>"`, only if the row is at
+/// that version (else 412 `VERSION_MISMATCH`). A refused adjustment changes nothing. The
+/// answer's `ETag` is the row's new version.
 #[utoipa::path(post, path = "/api/v1/inventory/{id}/adjust", tag = "stock",
-    params(("id" = i64, Path, description = "the row's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the row's id", minimum = 1),
+        crate::routes::WritePreconditions),
     request_body(content = AdjustRequest),
     responses(
-        (status = 200, description = "the row after the adjustment and its ledger entry", body = Envelope<Adjusted>),
+        (status = 200, description = "the row after the adjustment and its ledger entry", body = Envelope<Adjusted>,
+            headers(("ETag" = String, description = "the row's new version, quoted: \"4\""))),
+        crate::routes::PreconditionErrors,
         AdjustErrors,
     ))]
 pub async fn adjust_inventory(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
+    precondition: Precondition,
     ValidJson(adjustment): ValidJson<Adjustment>,
-) -> Result<Json<Envelope<Adjusted>>, ApiError> {
+) -> Result<Tagged<Adjusted>, ApiError> {
     let (inventory, transaction) = app
         .store
-        .adjust_inventory(id, &caller.scope(), &adjustment, &caller.actor())
+        .adjust_inventory(
+            id,
+            &caller.scope(),
+            &adjustment,
+            &precondition,
+            &caller.actor(),
+        )
         .await?;
-    Ok(Json(Envelope::success(Adjusted {
-        inventory,
-        transaction,
-    })))
+    Ok(Tagged::with_version(
+        inventory.version,
+        Adjusted {
+            inventory,
+            transaction,
+        },
+    ))
 }
 
 /// `PUT /api/v1/inventory/{id}/thresholds` body: both fields, each a number or `null`.
@@ -169,12 +185,16 @@ impl FromJsonObject for Thresholds {
 /// Set the warning thresholds of one row, which decide its `stock_level`.
 ///
 /// Both fields are required; `null` clears one. With both set, `critical_threshold` may not be
-/// above `warning_threshold`. Setting the thresholds a row already has changes nothing.
+/// above `warning_threshold`. Setting the thresholds a row already has changes nothing. With
+/// `If-Match: "<version>"`, only if the row is at that version (else 412 `VERSION_MISMATCH`).
 #[utoipa::path(put, path = "/api/v1/inventory/{id}/thresholds", tag = "stock",
-    params(("id" = i64, Path, description = "the row's id", minimum = 1)),
+    params(("id" = i64, Path, description = "the row's id", minimum = 1),
+        crate::routes::WritePreconditions),
     request_body(content = ThresholdsRequest),
     responses(
-        (status = 200, description = "the row with its new thresholds and level", body = Envelope<Inventory>),
+        (status = 200, description = "the row with its new thresholds and level", body = Envelope<Inventory>,
+            headers(("ETag" = String, description = "the row's version, quoted: \"4\""))),
+        crate::routes::PreconditionErrors,
         crate::routes::ReadErrors,
         crate::routes::WriteErrors,
     ))]
@@ -182,13 +202,20 @@ pub async fn set_thresholds(
     State(app): State<AppState>,
     caller: AuthUser,
     IdPath(id): IdPath,
+    precondition: Precondition,
     ValidJson(thresholds): ValidJson<Thresholds>,
-) -> Result<Json<Envelope<Inventory>>, ApiError> {
+) -> Result<Tagged<Inventory>, ApiError> {
     let row = app
         .store
-        .set_thresholds(id, &caller.scope(), thresholds, &caller.actor())
+        .set_thresholds(
+            id,
+            &caller.scope(),
+            thresholds,
+            &precondition,
+            &caller.actor(),
+        )
         .await?;
-    Ok(Json(Envelope::success(row)))
+    Ok(Tagged::new(row))
 }
 
 /// Rows whose stock is low: at `level` or worse, least available first.

@@ -14,14 +14,14 @@ use super::rows::{
     UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{Listed, Store, StoreError};
+use super::{Listed, Store, StoreError, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
     InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Released, Reservation,
-    ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
-    Thresholds, Timestamp, User, UserPatch,
+    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
+    Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
+    Scope, SellerId, StockError, SyncPosition, Thresholds, Timestamp, User, UserPatch,
 };
 
 /// A connection of backend `E`.
@@ -31,6 +31,12 @@ type Conn<E> = <<E as Engine>::DB as Database>::Connection;
 #[async_trait::async_trait]
 pub(super) trait Engine: Send + Sync + 'static {
     type DB: Backend;
+
+    /// How far behind the present incremental sync reads: a sync page holds only rows updated
+    /// at least this long ago, so that every write that took an earlier time has committed
+    /// (docs/sync.md). Zero where writes commit in the order of their times (SQLite's one
+    /// writer).
+    const SYNC_LAG: std::time::Duration;
 
     /// Runs an operation that writes, in a transaction, and returns its output once committed.
     async fn write<A, T>(
@@ -81,6 +87,11 @@ pub(super) trait Engine: Send + Sync + 'static {
     async fn close(&self);
 }
 
+/// The newest `update_time` a sync page may hold on backend `E` (`None`: no limit).
+fn sync_horizon<E: Engine>() -> Option<Timestamp> {
+    (!E::SYNC_LAG.is_zero()).then(|| Timestamp::now().minus(E::SYNC_LAG))
+}
+
 #[async_trait::async_trait]
 impl<E> Store for E
 where
@@ -121,6 +132,25 @@ where
         stored.pop().ok_or(StoreError::NotFound)
     }
 
+    async fn upsert_sales_target_if(
+        &self,
+        item: &SalesTargetInput,
+        precondition: &Precondition,
+    ) -> Result<SalesTarget, StoreError> {
+        let args = (item.clone(), precondition.clone());
+        settled(
+            self.write(args, |conn, (item, precondition)| {
+                Box::pin(Shared::upsert_sales_target_if(
+                    conn,
+                    item,
+                    precondition,
+                    Timestamp::now(),
+                ))
+            })
+            .await,
+        )
+    }
+
     async fn upsert_sales_targets(
         &self,
         items: Vec<SalesTargetInput>,
@@ -147,26 +177,51 @@ where
         .map(Listed::convert)
     }
 
+    async fn sync_sales_targets(
+        &self,
+        filter: &SalesTargetFilter,
+        scope: &Scope,
+        after: SyncPosition,
+        size: u32,
+    ) -> Result<Synced<SalesTarget>, StoreError> {
+        let horizon = sync_horizon::<E>();
+        self.read(
+            &(filter, scope, after, horizon, size),
+            |conn, (filter, scope, after, horizon, size)| {
+                Box::pin(Shared::changes::<SalesTargetTable>(
+                    conn, filter, scope, *after, *horizon, *size,
+                ))
+            },
+        )
+        .await
+        .map(Synced::convert)
+    }
+
     async fn delete_sales_target(
         &self,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<SalesTarget, StoreError> {
-        self.write(
-            (id, scope.clone(), actor.clone()),
-            |conn, (id, scope, actor)| {
+        let args = (id, scope.clone(), precondition.clone(), actor.clone());
+        settled(
+            self.write(args, |conn, (id, scope, precondition, actor)| {
                 Box::pin(async move {
-                    let row: SalesTarget = Shared::delete::<SalesTargetTable>(conn, *id, scope)
+                    let row: SalesTarget = Shared::lock::<SalesTargetTable>(conn, *id, scope)
                         .await?
                         .into();
+                    if !precondition.allows(Some(row.version)) {
+                        return Ok(Err(StockError::version_mismatch(Some(row.version))));
+                    }
+                    Shared::delete::<SalesTargetTable>(conn, *id).await?;
                     let audit = NewAudit::sales_target_deleted(&row);
                     Shared::insert_audit(conn, &audit, actor, Timestamp::now()).await?;
-                    Ok(row)
+                    Ok(Ok(row))
                 })
-            },
+            })
+            .await,
         )
-        .await
     }
 
     // ---- Inventory -----------------------------------------------------------------------
@@ -178,6 +233,27 @@ where
     ) -> Result<Inventory, StoreError> {
         let mut stored = Engine::upsert_inventories(self, vec![item.clone()], actor).await?;
         stored.pop().ok_or(StoreError::NotFound)
+    }
+
+    async fn upsert_inventory_if(
+        &self,
+        item: &InventoryInput,
+        precondition: &Precondition,
+        actor: &Actor,
+    ) -> Result<Inventory, StoreError> {
+        let args = (item.clone(), precondition.clone(), actor.clone());
+        settled(
+            self.write(args, |conn, (item, precondition, actor)| {
+                Box::pin(Shared::upsert_inventory_if(
+                    conn,
+                    item,
+                    precondition,
+                    actor,
+                    Timestamp::now(),
+                ))
+            })
+            .await,
+        )
     }
 
     async fn upsert_inventories(
@@ -207,18 +283,41 @@ where
         .map(Listed::convert)
     }
 
+    async fn sync_inventory(
+        &self,
+        filter: &InventoryFilter,
+        scope: &Scope,
+        after: SyncPosition,
+        size: u32,
+    ) -> Result<Synced<Inventory>, StoreError> {
+        let horizon = sync_horizon::<E>();
+        self.read(
+            &(filter, scope, after, horizon, size),
+            |conn, (filter, scope, after, horizon, size)| {
+                Box::pin(Shared::changes::<InventoryTable>(
+                    conn, filter, scope, *after, *horizon, *size,
+                ))
+            },
+        )
+        .await
+        .map(Synced::convert)
+    }
+
     async fn delete_inventory(
         &self,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
-        let args = (id, scope.clone(), actor.clone());
+        let args = (id, scope.clone(), precondition.clone(), actor.clone());
         settled(
-            self.write(args, |conn, (id, scope, actor)| {
+            self.write(args, |conn, (id, scope, precondition, actor)| {
                 Box::pin(async move {
                     let now = Timestamp::now();
-                    let deleted = Shared::delete_inventory(conn, *id, scope, actor, now).await?;
+                    let deleted =
+                        Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
+                            .await?;
                     if let Ok(row) = &deleted {
                         let audit = NewAudit::inventory_deleted(row);
                         Shared::insert_audit(conn, &audit, actor, now).await?;
@@ -235,21 +334,33 @@ where
         id: i64,
         scope: &Scope,
         adjustment: &Adjustment,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<(Inventory, LedgerEntry), StoreError> {
-        let args = (id, scope.clone(), adjustment.clone(), actor.clone());
+        let args = (
+            id,
+            scope.clone(),
+            adjustment.clone(),
+            precondition.clone(),
+            actor.clone(),
+        );
         settled(
-            self.write(args, |conn, (id, scope, adjustment, actor)| {
-                Box::pin(async move {
-                    let now = Timestamp::now();
-                    let adjusted = Shared::adjust(conn, *id, scope, adjustment, actor, now).await?;
-                    if let Ok((_, entry)) = &adjusted {
-                        let audit = NewAudit::inventory_adjusted(adjustment, entry);
-                        Shared::insert_audit(conn, &audit, actor, now).await?;
-                    }
-                    Ok(adjusted)
-                })
-            })
+            self.write(
+                args,
+                |conn, (id, scope, adjustment, precondition, actor)| {
+                    Box::pin(async move {
+                        let now = Timestamp::now();
+                        let adjusted =
+                            Shared::adjust(conn, *id, scope, adjustment, precondition, actor, now)
+                                .await?;
+                        if let Ok((_, entry)) = &adjusted {
+                            let audit = NewAudit::inventory_adjusted(adjustment, entry);
+                            Shared::insert_audit(conn, &audit, actor, now).await?;
+                        }
+                        Ok(adjusted)
+                    })
+                },
+            )
             .await,
         )
     }
@@ -259,22 +370,46 @@ where
         id: i64,
         scope: &Scope,
         thresholds: Thresholds,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
-        let args = (id, scope.clone(), thresholds, actor.clone());
-        self.write(args, |conn, (id, scope, thresholds, actor)| {
-            Box::pin(async move {
-                let now = Timestamp::now();
-                let (before, row) =
-                    Shared::set_thresholds(conn, *id, scope, *thresholds, now).await?;
-                if before != row.thresholds {
-                    let audit = NewAudit::thresholds_changed(row.id, before, row.thresholds);
-                    Shared::insert_audit(conn, &audit, actor, now).await?;
-                }
-                Ok(row)
-            })
-        })
-        .await
+        let args = (
+            id,
+            scope.clone(),
+            thresholds,
+            precondition.clone(),
+            actor.clone(),
+        );
+        settled(
+            self.write(
+                args,
+                |conn, (id, scope, thresholds, precondition, actor)| {
+                    Box::pin(async move {
+                        let now = Timestamp::now();
+                        let set = Shared::set_thresholds(
+                            conn,
+                            *id,
+                            scope,
+                            *thresholds,
+                            precondition,
+                            now,
+                        )
+                        .await?;
+                        let (before, row) = match set {
+                            Ok(set) => set,
+                            Err(refused) => return Ok(Err(refused)),
+                        };
+                        if before != row.thresholds {
+                            let audit =
+                                NewAudit::thresholds_changed(row.id, before, row.thresholds);
+                            Shared::insert_audit(conn, &audit, actor, now).await?;
+                        }
+                        Ok(Ok(row))
+                    })
+                },
+            )
+            .await,
+        )
     }
 
     async fn list_low_stock(
@@ -365,12 +500,14 @@ where
         &self,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Reservation, StoreError> {
         let op = ReservationOp::End {
             id,
             scope: scope.clone(),
             ending: Ending::Release,
+            precondition: precondition.clone(),
             actor: actor.clone(),
         };
         Ok(Engine::reservation(self, op).await??)
@@ -400,12 +537,14 @@ where
         id: i64,
         scope: &Scope,
         order_id: &ExternalId,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Reservation, StoreError> {
         let op = ReservationOp::End {
             id,
             scope: scope.clone(),
             ending: Ending::Commit(order_id.clone()),
+            precondition: precondition.clone(),
             actor: actor.clone(),
         };
         Ok(Engine::reservation(self, op).await??)

@@ -30,9 +30,9 @@ use std::time::Duration;
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
     InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Released, Reservation,
-    ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
-    Thresholds, User, UserPatch,
+    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
+    Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
+    Scope, SellerId, SyncPosition, Thresholds, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -57,6 +57,24 @@ impl<T> Listed<T> {
     }
 }
 
+/// One page of incremental sync: rows in (`update_time`, `id`) order, and whether more follow
+/// (up to the sync horizon). Not counted: a count would read every remaining row for every
+/// page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Synced<T> {
+    pub items: Vec<T>,
+    pub has_next: bool,
+}
+
+impl<T> Synced<T> {
+    fn convert<U: From<T>>(self) -> Synced<U> {
+        Synced {
+            items: self.items.into_iter().map(U::from).collect(),
+            has_next: self.has_next,
+        }
+    }
+}
+
 /// The data operations of sellerdesk. One implementation per database; the same HTTP test
 /// suite runs against each.
 #[async_trait::async_trait] // needed: native async trait methods cannot sit behind `dyn`
@@ -68,6 +86,15 @@ pub trait Store: Send + Sync + 'static {
     /// of the one that exists. Safe under any number of concurrent writes of one key.
     async fn upsert_sales_target(&self, item: &SalesTargetInput)
         -> Result<SalesTarget, StoreError>;
+
+    /// The upsert of one target, only if the target of its key (or its absence) meets
+    /// `precondition` (else `StockError::VersionMismatch`, nothing written): the check and the
+    /// write in one transaction.
+    async fn upsert_sales_target_if(
+        &self,
+        item: &SalesTargetInput,
+        precondition: &Precondition,
+    ) -> Result<SalesTarget, StoreError>;
 
     /// Upserts every item in one transaction: all are written, or none. Returns the stored rows
     /// in input order. Keys must be distinct.
@@ -87,12 +114,24 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Listed<SalesTarget>, StoreError>;
 
-    /// Deletes the target with this id if its seller is in `scope`, returning it; else `NotFound`.
-    /// Audited.
+    /// Up to `size` of the targets matching `filter` within `scope` that come after `after` in
+    /// the order of incremental sync, (`update_time`, `id`). Only rows every write before
+    /// which has committed (docs/sync.md).
+    async fn sync_sales_targets(
+        &self,
+        filter: &SalesTargetFilter,
+        scope: &Scope,
+        after: SyncPosition,
+        size: u32,
+    ) -> Result<Synced<SalesTarget>, StoreError>;
+
+    /// Deletes the target with this id if its seller is in `scope` (else `NotFound`) and it
+    /// meets `precondition` (else `VersionMismatch`), returning it. Audited.
     async fn delete_sales_target(
         &self,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<SalesTarget, StoreError>;
 
@@ -102,6 +141,16 @@ pub trait Store: Send + Sync + 'static {
     async fn upsert_inventory(
         &self,
         item: &InventoryInput,
+        actor: &Actor,
+    ) -> Result<Inventory, StoreError>;
+
+    /// The upsert of one row, only if the row of its key (or its absence) meets
+    /// `precondition` (else `StockError::VersionMismatch`, nothing written): the check and the
+    /// write in one transaction.
+    async fn upsert_inventory_if(
+        &self,
+        item: &InventoryInput,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Inventory, StoreError>;
 
@@ -124,33 +173,47 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Listed<Inventory>, StoreError>;
 
+    /// Like `list_inventory`, in the order of incremental sync: see `sync_sales_targets`.
+    async fn sync_inventory(
+        &self,
+        filter: &InventoryFilter,
+        scope: &Scope,
+        after: SyncPosition,
+        size: u32,
+    ) -> Result<Synced<Inventory>, StoreError>;
+
     /// Deletes the row with this id if its seller is in `scope`, returning it; else `NotFound`.
-    /// A row that active reservations hold units of is not deleted (`ActiveReservations`). Its
-    /// ledger gets a last entry and stays. Audited.
+    /// A row that does not meet `precondition` is not deleted (`VersionMismatch`), nor one
+    /// that active reservations hold units of (`ActiveReservations`). Its ledger gets a last
+    /// entry and stays. Audited.
     async fn delete_inventory(
         &self,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Inventory, StoreError>;
 
-    /// Adjusts the units on hand of the row with this id (within `scope`, else `NotFound`),
-    /// returning the row and its ledger entry. Audited.
+    /// Adjusts the units on hand of the row with this id (within `scope`, else `NotFound`;
+    /// meeting `precondition`, else `VersionMismatch`), returning the row and its ledger
+    /// entry. Audited.
     async fn adjust_inventory(
         &self,
         id: i64,
         scope: &Scope,
         adjustment: &Adjustment,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<(Inventory, LedgerEntry), StoreError>;
 
-    /// Sets the warning thresholds of the row with this id (within `scope`, else `NotFound`).
-    /// Audited when they change.
+    /// Sets the warning thresholds of the row with this id (within `scope`, else `NotFound`;
+    /// meeting `precondition`, else `VersionMismatch`). Audited when they change.
     async fn set_thresholds(
         &self,
         id: i64,
         scope: &Scope,
         thresholds: Thresholds,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Inventory, StoreError>;
 
@@ -204,12 +267,13 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Listed<Reservation>, StoreError>;
 
-    /// Releases the active reservation with this id (within `scope`): its units are available
-    /// again.
+    /// Releases the active reservation with this id (within `scope`), if it meets
+    /// `precondition`: its units are available again.
     async fn release_reservation(
         &self,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Reservation, StoreError>;
 
@@ -221,13 +285,14 @@ pub trait Store: Send + Sync + 'static {
         actor: &Actor,
     ) -> Result<Released, StoreError>;
 
-    /// Commits the active reservation with this id (within `scope`) for an order: its units
-    /// leave the shelf.
+    /// Commits the active reservation with this id (within `scope`) for an order, if it meets
+    /// `precondition`: its units leave the shelf.
     async fn commit_reservation(
         &self,
         id: i64,
         scope: &Scope,
         order_id: &ExternalId,
+        precondition: &Precondition,
         actor: &Actor,
     ) -> Result<Reservation, StoreError>;
 

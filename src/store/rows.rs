@@ -48,7 +48,7 @@ impl<'r> sqlx::Decode<'r, sqlx::Sqlite> for Text {
 
 /// The columns `SalesTargetRow` reads, in a `SELECT` of table `sales_targets`.
 pub(super) const SALES_TARGET_COLUMNS: &str = "id, seller_id, parent_asin, market_place_id, \
-     period, sales_target_cents, create_time, update_time";
+     period, sales_target_cents, version, create_time, update_time";
 
 #[derive(sqlx::FromRow)]
 pub(super) struct SalesTargetRow {
@@ -58,6 +58,7 @@ pub(super) struct SalesTargetRow {
     market_place_id: Text,
     period: Text,
     sales_target_cents: i64,
+    version: i64,
     create_time: NaiveDateTime,
     update_time: NaiveDateTime,
 }
@@ -71,6 +72,7 @@ impl From<SalesTargetRow> for SalesTarget {
             market_place_id: Marketplace::from_stored(r.market_place_id.0),
             period: Period::from_stored(r.period.0),
             sales_target: Money::from_cents(r.sales_target_cents),
+            version: r.version,
             create_time: Timestamp::from_naive_utc(r.create_time),
             update_time: Timestamp::from_naive_utc(r.update_time),
         }

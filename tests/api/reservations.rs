@@ -161,6 +161,7 @@ async fn a_reservation_holds_its_units_and_answers_201_with_its_location(app: Te
         "expires_at": data["expires_at"],
         "order_id": null,
         "created_by": clerk,
+        "version": 1,
         "create_time": data["create_time"],
         "update_time": data["create_time"],
     });

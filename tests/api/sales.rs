@@ -44,10 +44,12 @@ async fn the_seed_example_returns_the_seed_response_shape(app: TestApp) {
             "period",
             "sales_target",
             "seller_id",
-            "update_time"
+            "update_time",
+            "version"
         ]
     );
     assert!(data["id"].is_i64());
+    assert_eq!(data["version"], 1, "a new target is at version 1");
     assert_eq!(data["seller_id"], "A1SELLER0001");
     assert_eq!(data["parent_asin"], "B0PARENT0001");
     assert_eq!(data["market_place_id"], "US");

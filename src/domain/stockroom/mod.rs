@@ -18,8 +18,8 @@ use std::collections::{BTreeSet, HashMap};
 
 use super::{
     Actor, EntryNotes, ExternalId, Inventory, LedgerType, Marketplace, MissingSku, NewEntry,
-    NewReservation, Reservation, ReservationItem, ReservationStatus, Scope, SellerId, SellerSku,
-    ShortItem, Stock, StockError, Timestamp, Units,
+    NewReservation, Precondition, Reservation, ReservationItem, ReservationStatus, Scope, SellerId,
+    SellerSku, ShortItem, Stock, StockError, Timestamp, Units,
 };
 
 /// One operation on reservations, with everything it needs.
@@ -27,11 +27,13 @@ use super::{
 pub enum ReservationOp {
     /// Hold the units of every item, all or none.
     Reserve { new: NewReservation, actor: Actor },
-    /// End the active reservation `id` (if `scope` may see it) as `ending` says.
+    /// End the active reservation `id` (if `scope` may see it) as `ending` says, if it meets
+    /// `precondition` (`If-Match`: a reservation is at version 1 while active, 2 after).
     End {
         id: i64,
         scope: Scope,
         ending: Ending,
+        precondition: Precondition,
         actor: Actor,
     },
 }
@@ -170,8 +172,9 @@ impl<'a> Stockroom<'a> {
                 id,
                 scope,
                 ending,
+                precondition,
                 actor,
-            } => self.end(*id, scope, ending, actor),
+            } => self.end(*id, scope, ending, precondition, actor),
         }
     }
 
@@ -252,8 +255,10 @@ impl<'a> Stockroom<'a> {
         id: i64,
         scope: &Scope,
         ending: &Ending,
+        precondition: &Precondition,
         actor: &'a Actor,
     ) -> Result<Answer, MissingRow> {
+        // One the caller may not see is absent: 404 whatever the headers say, as for rows.
         let Some(reservation) = self
             .reservations
             .get(&id)
@@ -261,6 +266,11 @@ impl<'a> Stockroom<'a> {
         else {
             return Ok(Err(StockError::ReservationNotFound));
         };
+        if !precondition.allows(Some(reservation.version())) {
+            return Ok(Err(StockError::version_mismatch(Some(
+                reservation.version(),
+            ))));
+        }
         let due = reservation.expires_at <= self.now;
         match (reservation.status, ending) {
             (ReservationStatus::Active, Ending::Expire) if !due => {
@@ -323,7 +333,7 @@ impl<'a> Stockroom<'a> {
         let reservation = self.reservations.get_mut(&id).ok_or(MissingRow(id))?;
         reservation.status = ending.status();
         reservation.order_id = ending.order_id();
-        reservation.update_time = self.now;
+        reservation.update_time = self.now.after(reservation.update_time);
         self.ended.insert(id);
         Ok(Ok(reservation.clone()))
     }
@@ -346,7 +356,8 @@ impl<'a> Stockroom<'a> {
         row.inventory = Units::parse(after.inventory).map_err(|_| StockError::InvalidQuantity)?;
         row.reserved = after.reserved;
         row.version += 1;
-        row.update_time = self.now;
+        // A row's `update_time` only moves forward (incremental sync relies on it).
+        row.update_time = self.now.after(row.update_time);
         self.changed_rows.insert(row_id);
         self.entries.push((
             NewEntry {

@@ -1,6 +1,7 @@
 //! The stockroom's answers and changes, operation by operation, without a database.
 
 use super::*;
+use crate::domain::Precondition;
 use crate::domain::{Asin, NewReservationItem, ReservationType, Thresholds};
 
 fn at(seconds: i64) -> Timestamp {
@@ -73,6 +74,7 @@ fn end(id: i64, ending: Ending) -> ReservationOp {
         id,
         scope: Scope::All,
         ending,
+        precondition: Precondition::default(),
         actor: user(1),
     }
 }
@@ -244,17 +246,46 @@ fn a_commit_short_of_units_on_hand_changes_nothing() {
 #[test]
 fn scope_hides_other_sellers_reservations() {
     let other = SellerId::parse("A1SELLER0002").unwrap();
-    let ops = [ReservationOp::End {
+    let ending = |precondition| ReservationOp::End {
         id: 7,
-        scope: Scope::Sellers(vec![other]),
+        scope: Scope::Sellers(vec![other.clone()]),
         ending: Ending::Release,
+        precondition,
         actor: user(2),
-    }];
+    };
+    let ops = [
+        ending(Precondition::default()),
+        ending(Precondition::if_match(1)),
+    ];
     let mut room = Stockroom::new(at(10), vec![row(1, 10, 3)], vec![held(7, 1, 3, at(1000))]);
+    let answers = run(&mut room, &ops);
+    assert_eq!(answers[0], Err(StockError::ReservationNotFound));
     assert_eq!(
-        run(&mut room, &ops)[0],
-        Err(StockError::ReservationNotFound)
+        answers[1],
+        Err(StockError::ReservationNotFound),
+        "not found whatever the headers say"
     );
+}
+
+#[test]
+fn if_match_names_the_version_an_ending_needs() {
+    let with = |id, version| ReservationOp::End {
+        id,
+        scope: Scope::All,
+        ending: Ending::Release,
+        precondition: Precondition::if_match(version),
+        actor: user(1),
+    };
+    // 7 is active (version 1): a stale "2" is refused, "1" releases it; then "1" is stale.
+    // A missing reservation is not found, as without the header.
+    let ops = [with(7, 2), with(7, 1), with(7, 1), with(9, 1)];
+    let mut room = Stockroom::new(at(10), vec![row(1, 10, 3)], vec![held(7, 1, 3, at(1000))]);
+    let answers = run(&mut room, &ops);
+    assert_eq!(answers[0], Err(StockError::version_mismatch(Some(1))));
+    assert_eq!(answers[1].as_ref().unwrap().version(), 2);
+    assert_eq!(answers[2], Err(StockError::version_mismatch(Some(2))));
+    assert_eq!(answers[3], Err(StockError::ReservationNotFound));
+    assert_eq!(room.into_changes().entries.len(), 1);
 }
 
 #[test]

@@ -11,6 +11,7 @@ pub(super) mod error;
 mod upsert;
 
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, MySqlConnection, MySqlPool};
@@ -25,6 +26,15 @@ use error::retry_on_deadlock;
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 type Sql = Shared<MySql>;
+
+/// Longest a write's transaction may run, from its first statement to its commit, before it is
+/// rolled back and run again with a new time. The times a write stamps on its rows are taken
+/// in the attempt, so a committed row's `update_time` is at most this old when the commit
+/// begins: what lets incremental sync trust every time older than `SYNC_LAG` (docs/sync.md).
+const MAX_WRITE_SPAN: Duration = Duration::from_secs(2);
+/// How many times a write that overran `MAX_WRITE_SPAN` runs again before it is refused as
+/// "database unavailable".
+const OVERDUE_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
@@ -46,8 +56,41 @@ impl MySqlStore {
         Ok(Self { pool })
     }
 
-    /// Runs `operation` in a transaction of its own, from the start again after a deadlock.
+    /// Runs a write in a transaction of its own, from the start again after a deadlock, or
+    /// when it ran longer than `MAX_WRITE_SPAN` (rolled back, not committed: see there). Every
+    /// operation that writes runs here; reads run in `read_transaction`.
     async fn transaction<A: Sync, T>(
+        &self,
+        args: &A,
+        operation: Operation<MySqlConnection, A, T>,
+    ) -> Result<T, StoreError> {
+        for _ in 0..OVERDUE_ATTEMPTS {
+            let attempt = retry_on_deadlock(|| async move {
+                let mut tx = self.pool.begin().await?;
+                let started = Instant::now();
+                let out = operation(&mut tx, args).await?;
+                if started.elapsed() > MAX_WRITE_SPAN {
+                    tx.rollback().await?;
+                    return Ok(None);
+                }
+                tx.commit().await?;
+                Ok(Some(out))
+            })
+            .await?;
+            match attempt {
+                Some(out) => return Ok(out),
+                None => tracing::warn!(
+                    limit_ms = MAX_WRITE_SPAN.as_millis() as u64,
+                    "a write ran too long to commit with its times; running it again"
+                ),
+            }
+        }
+        Err(StoreError::Unavailable)
+    }
+
+    /// Runs an operation that only reads in a transaction of its own (one snapshot), from the
+    /// start again after a deadlock.
+    async fn read_transaction<A: Sync, T>(
         &self,
         args: &A,
         operation: Operation<MySqlConnection, A, T>,
@@ -66,7 +109,14 @@ impl MySqlStore {
 impl Engine for MySqlStore {
     type DB = MySql;
 
-    /// Runs `operation` in a transaction of its own, from the start again after a deadlock.
+    /// Transactions commit in any order, not in the order of their times: a sync page holds
+    /// rows only once every write that could have an earlier time has committed. A write
+    /// commits within `MAX_WRITE_SPAN` of its first statement or not at all, which leaves 3 s
+    /// for the commit itself (and for clocks of several instances to differ).
+    const SYNC_LAG: Duration = Duration::from_secs(5);
+
+    /// Runs `operation` in a transaction of its own, from the start again after a deadlock
+    /// (or if it ran too long to commit, see `MAX_WRITE_SPAN`).
     async fn write<A, T>(
         &self,
         args: A,
@@ -90,7 +140,7 @@ impl Engine for MySqlStore {
         A: Send + Sync,
         T: Send,
     {
-        self.transaction(args, operation).await
+        self.read_transaction(args, operation).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -111,8 +161,10 @@ impl Engine for MySqlStore {
         &self,
         items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        self.transaction(&(items, Timestamp::now()), |conn, (items, now)| {
-            Box::pin(upsert::sales_targets(conn, items, *now))
+        // The time is taken inside each attempt: one repeated after a deadlock writes a time
+        // of its own, not one older than the attempt (docs/sync.md).
+        self.write(items, |conn, items| {
+            Box::pin(upsert::sales_targets(conn, items, Timestamp::now()))
         })
         .await
     }
@@ -122,9 +174,8 @@ impl Engine for MySqlStore {
         items: Vec<InventoryInput>,
         actor: &Actor,
     ) -> Result<Vec<Inventory>, StoreError> {
-        let args = (items, actor.clone(), Timestamp::now());
-        self.transaction(&args, |conn, (items, actor, now)| {
-            Box::pin(upsert::inventory(conn, items, actor, *now))
+        self.write((items, actor.clone()), |conn, (items, actor)| {
+            Box::pin(upsert::inventory(conn, items, actor, Timestamp::now()))
         })
         .await
     }

@@ -18,8 +18,12 @@ use crate::store::StoreError;
 /// Followed by `VALUES (...), ...` in this column order, then `ON_DUPLICATE_SALES_TARGET`.
 const INSERT_SALES_TARGETS: &str = "INSERT INTO sales_targets \
     (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) ";
+/// Every write moves the version, and `update_time` forward: past the stored one if a writer
+/// that took its time earlier got the row's lock later (docs/sync.md).
 const ON_DUPLICATE_SALES_TARGET: &str = " ON DUPLICATE KEY UPDATE \
-    sales_target_cents = VALUES(sales_target_cents), update_time = VALUES(update_time)";
+    sales_target_cents = VALUES(sales_target_cents), \
+    update_time = GREATEST(VALUES(update_time), update_time + INTERVAL 1 MICROSECOND), \
+    version = version + 1";
 /// Followed by `((?, ?, ?, ?), ...)`, the keys of the rows just written.
 const SELECT_SALES_TARGETS_BY_KEY: &str =
     "WHERE (seller_id, parent_asin, market_place_id, period) IN ";

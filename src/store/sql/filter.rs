@@ -21,6 +21,9 @@ pub(in crate::store) struct Filter<'a> {
     /// Each condition's SQL before its value, e.g. `seller_id = ` (or the whole condition
     /// when it has no value), with the value.
     conditions: Vec<(String, Option<Value<'a>>)>,
+    /// Conditions with several values: the SQL (from constants, with a `?` per value) and
+    /// the values in order.
+    compound: Vec<(&'static str, Vec<Value<'a>>)>,
     /// Sellers the rows must belong to (`None`: any).
     sellers: Option<&'a [SellerId]>,
 }
@@ -68,6 +71,13 @@ impl<'a> Filter<'a> {
         self
     }
 
+    /// A condition with a `?` for each of `values`, in order, written by the caller from
+    /// constants only.
+    pub fn condition_with(mut self, sql: &'static str, values: Vec<Value<'a>>) -> Self {
+        self.compound.push((sql, values));
+        self
+    }
+
     /// Only rows of the sellers `scope` allows (column `seller_id`).
     pub fn scope(mut self, scope: &'a Scope) -> Self {
         if let Scope::Sellers(sellers) = scope {
@@ -89,6 +99,10 @@ impl<'a> Filter<'a> {
                 }
                 None => parts.push(sql.clone()),
             }
+        }
+        for (sql, bound) in &self.compound {
+            parts.push(format!("({sql})"));
+            values.extend(bound.iter().copied());
         }
         match self.sellers {
             Some([]) => parts.push("1 = 0".to_owned()),

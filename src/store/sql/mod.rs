@@ -12,9 +12,10 @@
 //!
 //! - `audit.rs`: the audit log, appended and read;
 //! - `users.rs`: users, their sellers, refresh tokens;
-//! - `records.rs`: records by table (get, list, low stock, lookup) and the delete of a sales
-//!   target;
+//! - `records.rs`: records by table (get, list, incremental-sync pages, low stock, lookup)
+//!   and the delete of a sales target;
 //! - `books.rs`: the ledger, read, and the consistency check;
+//! - `conditional.rs`: upserts with `If-Match` / `If-None-Match`, one row at a time;
 //! - `stock.rs`: writes to one row's stock (adjust, thresholds, delete) with their ledger
 //!   entries, and the pieces every stock operation uses;
 //! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
@@ -22,6 +23,7 @@
 
 mod audit;
 mod books;
+mod conditional;
 mod filter;
 mod records;
 mod reservations;

@@ -14,13 +14,13 @@ use super::{Backend, Shared};
 use crate::domain::{
     Asin, Inventory, InventoryFilter, InventoryLookup, LowStockFilter, Marketplace, PageRequest,
     Period, ReservationFilter, ReservationStatus, SalesTargetFilter, Scope, SellerId, SellerSku,
-    StockLevel,
+    StockLevel, SyncPosition, Timestamp,
 };
 use crate::store::rows::{
     InventoryRow, ReservationRow, SalesTargetRow, Text, INVENTORY_COLUMNS, RESERVATION_COLUMNS,
     SALES_TARGET_COLUMNS,
 };
-use crate::store::{Listed, StoreError};
+use crate::store::{Listed, StoreError, Synced};
 
 /// A table of records: its name, the columns its row struct reads, and the filters of its list.
 pub(in crate::store) trait Table {
@@ -180,9 +180,9 @@ where
         Self::page(conn, T::COLUMNS, T::NAME, &filter, "id", page).await
     }
 
-    /// Deletes the row of `T` with this id if its seller is in `scope`, returning what was
-    /// deleted; else `NotFound`. Call inside a transaction.
-    pub async fn delete<T: Table>(
+    /// The row of `T` with this id if its seller is in `scope`, locked until the transaction
+    /// ends; else `NotFound`. Call inside a transaction.
+    pub async fn lock<T: Table>(
         conn: &mut DB::Connection,
         id: i64,
         scope: &Scope,
@@ -200,12 +200,56 @@ where
             T::NAME,
             DB::LOCK_ROWS
         );
-        let row = bind(sqlx::query_as(&select), &values)
+        Ok(bind(sqlx::query_as(&select), &values)
             .fetch_one(&mut *conn)
-            .await?;
+            .await?)
+    }
+
+    /// Deletes the row of `T` with this id (found with `lock` first).
+    pub async fn delete<T: Table>(conn: &mut DB::Connection, id: i64) -> Result<(), StoreError> {
         let delete = format!("DELETE FROM {} WHERE id = ?", T::NAME);
         sqlx::query(&delete).bind(id).execute(&mut *conn).await?;
-        Ok(row)
+        Ok(())
+    }
+
+    /// Up to `size` rows of `T` matching `filter` within `scope` that come after `after` in the
+    /// order of incremental sync, (`update_time`, `id`), and whether more follow. With a
+    /// `horizon`, only rows updated at or before it (docs/sync.md). One more row than asked
+    /// is read to tell whether more follow; nothing is counted. Served by the index on
+    /// (`update_time`, `id`).
+    pub async fn changes<T: Table>(
+        conn: &mut DB::Connection,
+        filter: &T::Filter,
+        scope: &Scope,
+        after: SyncPosition,
+        horizon: Option<Timestamp>,
+        size: u32,
+    ) -> Result<Synced<T::Row>, StoreError>
+    where
+        for<'r> T::Row: FromRow<'r, DB::Row> + Send + Unpin,
+    {
+        let time = after.time.naive_utc();
+        let mut filter = T::filter(filter, scope).condition_with(
+            "update_time > ? OR (update_time = ? AND id > ?)",
+            vec![Value::Time(time), Value::Time(time), Value::Int(after.id)],
+        );
+        if let Some(horizon) = horizon {
+            filter =
+                filter.condition_with("update_time <= ?", vec![Value::Time(horizon.naive_utc())]);
+        }
+        let (conditions, values) = filter.to_sql();
+        let sql = format!(
+            "SELECT {} FROM {}{conditions} ORDER BY update_time, id LIMIT ?",
+            T::COLUMNS,
+            T::NAME
+        );
+        let mut items: Vec<T::Row> = bind(sqlx::query_as(&sql), &values)
+            .bind(i64::from(size) + 1)
+            .fetch_all(&mut *conn)
+            .await?;
+        let has_next = items.len() > size as usize;
+        items.truncate(size as usize);
+        Ok(Synced { items, has_next })
     }
 
     /// Rows at `filter.level` or worse within `scope`, least available first.

@@ -23,8 +23,8 @@ use crate::domain::stockroom::{
     settle_answer, Answer, Changes, Ending, ReservationOp, RowKey, Stockroom, Wanted,
 };
 use crate::domain::{
-    Actor, ExternalId, Inventory, PageRequest, Released, Reservation, ReservationFilter,
-    ReservationItem, Scope, SellerId, Timestamp,
+    Actor, ExternalId, Inventory, PageRequest, Precondition, Released, Reservation,
+    ReservationFilter, ReservationItem, Scope, SellerId, Timestamp,
 };
 use crate::store::rows::{
     InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, Text, RESERVATION_COLUMNS,
@@ -245,29 +245,30 @@ where
             let cases = vec!["WHEN ? THEN ?"; chunk.len()].join(" ");
             let sql = format!(
                 "UPDATE reservations SET status = CASE id {cases} END, \
-                 order_id = CASE id {cases} END, update_time = ? WHERE id IN ({})",
+                 order_id = CASE id {cases} END, update_time = CASE id {cases} END \
+                 WHERE id IN ({})",
                 marks(chunk.len())
             );
             let mut update = sqlx::query(&sql);
-            for reservation in chunk {
-                update = update
-                    .bind(reservation.id)
-                    .bind(reservation.status.as_str());
+            for r in chunk {
+                update = update.bind(r.id).bind(r.status.as_str());
             }
-            for reservation in chunk {
+            for r in chunk {
                 update = update
-                    .bind(reservation.id)
-                    .bind(reservation.order_id.as_ref().map(ExternalId::as_str));
+                    .bind(r.id)
+                    .bind(r.order_id.as_ref().map(ExternalId::as_str));
             }
-            update = update.bind(now.naive_utc());
-            for reservation in chunk {
-                update = update.bind(reservation.id);
+            for r in chunk {
+                update = update.bind(r.id).bind(r.update_time.naive_utc());
+            }
+            for r in chunk {
+                update = update.bind(r.id);
             }
             update.execute(&mut *conn).await?;
         }
 
         for chunk in changes.rows.chunks(CHUNK) {
-            Self::write_rows(conn, chunk, now).await?;
+            Self::write_rows(conn, chunk).await?;
         }
 
         let entries: Vec<_> = changes
@@ -278,17 +279,13 @@ where
         Self::insert_entries_of(conn, &entries, now).await
     }
 
-    /// Writes the units on hand, reserved and the version of `rows`, changed at `now`.
-    async fn write_rows(
-        conn: &mut DB::Connection,
-        rows: &[Inventory],
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
+    /// Writes the units on hand, reserved, the version and `update_time` of `rows`.
+    async fn write_rows(conn: &mut DB::Connection, rows: &[Inventory]) -> Result<(), StoreError> {
         let cases = vec!["WHEN ? THEN ?"; rows.len()].join(" ");
         let sql = format!(
             "UPDATE inventory SET inventory = CASE id {cases} END, \
-             reserved = CASE id {cases} END, version = CASE id {cases} END, update_time = ? \
-             WHERE id IN ({})",
+             reserved = CASE id {cases} END, version = CASE id {cases} END, \
+             update_time = CASE id {cases} END WHERE id IN ({})",
             marks(rows.len())
         );
         let mut update = sqlx::query(&sql);
@@ -301,7 +298,9 @@ where
         for row in rows {
             update = update.bind(row.id).bind(row.version);
         }
-        update = update.bind(now.naive_utc());
+        for row in rows {
+            update = update.bind(row.id).bind(row.update_time.naive_utc());
+        }
         for row in rows {
             update = update.bind(row.id);
         }
@@ -373,6 +372,7 @@ where
                 id,
                 scope: Scope::All,
                 ending: ending.clone(),
+                precondition: Precondition::default(),
                 actor: actor.clone(),
             })
             .collect();

@@ -16,7 +16,7 @@ use super::filter::{bind, groups, marks, Value};
 use super::{Backend, Outcome, Shared};
 use crate::domain::{
     Actor, AdjustError, Adjustment, EntryNotes, ExternalId, Inventory, LedgerEntry, LedgerType,
-    NewEntry, Scope, StockError, Thresholds, Timestamp,
+    NewEntry, Precondition, Scope, StockError, Thresholds, Timestamp,
 };
 use crate::store::rows::{InventoryRow, LedgerRow, Text, INVENTORY_COLUMNS, LEDGER_COLUMNS};
 use crate::store::StoreError;
@@ -174,18 +174,23 @@ where
 
     // ---- Inventory rows ------------------------------------------------------------------
 
-    /// Adjusts the units on hand of the row with this id, by hand, with a reason.
+    /// Adjusts the units on hand of the row with this id, by hand, with a reason, if the row
+    /// meets `precondition`.
     pub async fn adjust(
         conn: &mut DB::Connection,
         id: i64,
         scope: &Scope,
         adjustment: &Adjustment,
+        precondition: &Precondition,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome<(Inventory, LedgerEntry)>, StoreError> {
         let row = Self::lock_row(conn, id, scope)
             .await?
             .ok_or(StoreError::NotFound)?;
+        if !precondition.allows(Some(row.version)) {
+            return Ok(Err(StockError::version_mismatch(Some(row.version))));
+        }
         let before = row.stock();
         let movement = match before.adjust(adjustment.adjustment_type, adjustment.quantity) {
             Ok(movement) => movement,
@@ -199,7 +204,7 @@ where
             inventory: crate::domain::Units::parse(after.inventory)
                 .map_err(|_| StoreError::Stock(StockError::InvalidQuantity))?,
             version: row.version + 1,
-            update_time: now,
+            update_time: now.after(row.update_time),
             ..row
         };
         Self::write_row(conn, &row).await?;
@@ -221,44 +226,52 @@ where
         Ok(Ok((row, entry)))
     }
 
-    /// Sets the warning thresholds of the row with this id, returning the ones it had and the
-    /// row. Setting the ones it has changes nothing.
+    /// Sets the warning thresholds of the row with this id, if it meets `precondition`,
+    /// returning the ones it had and the row. Setting the ones it has changes nothing.
     pub async fn set_thresholds(
         conn: &mut DB::Connection,
         id: i64,
         scope: &Scope,
         thresholds: Thresholds,
+        precondition: &Precondition,
         now: Timestamp,
-    ) -> Result<(Thresholds, Inventory), StoreError> {
+    ) -> Result<Outcome<(Thresholds, Inventory)>, StoreError> {
         let row = Self::lock_row(conn, id, scope)
             .await?
             .ok_or(StoreError::NotFound)?;
+        if !precondition.allows(Some(row.version)) {
+            return Ok(Err(StockError::version_mismatch(Some(row.version))));
+        }
         let before = row.thresholds;
         if before == thresholds {
-            return Ok((before, row));
+            return Ok(Ok((before, row)));
         }
         let row = Inventory {
             thresholds,
             version: row.version + 1,
-            update_time: now,
+            update_time: now.after(row.update_time),
             ..row
         };
         Self::write_row(conn, &row).await?;
-        Ok((before, row))
+        Ok(Ok((before, row)))
     }
 
-    /// Deletes the row with this id, unless reservations hold some of it; its ledger gets a
-    /// last entry taking everything to zero, and stays.
+    /// Deletes the row with this id if it meets `precondition`, unless reservations hold some
+    /// of it; its ledger gets a last entry taking everything to zero, and stays.
     pub async fn delete_inventory(
         conn: &mut DB::Connection,
         id: i64,
         scope: &Scope,
+        precondition: &Precondition,
         actor: &Actor,
         now: Timestamp,
     ) -> Result<Outcome<Inventory>, StoreError> {
         let row = Self::lock_row(conn, id, scope)
             .await?
             .ok_or(StoreError::NotFound)?;
+        if !precondition.allows(Some(row.version)) {
+            return Ok(Err(StockError::version_mismatch(Some(row.version))));
+        }
         let (active,): (i64,) = sqlx::query_as(
             "SELECT COUNT(*) FROM reservation_items i JOIN reservations r \
              ON r.id = i.reservation_id WHERE i.inventory_id = ? AND r.status = 'active'",

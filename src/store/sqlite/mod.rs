@@ -99,6 +99,11 @@ impl SqliteStore {
 impl Engine for SqliteStore {
     type DB = Sqlite;
 
+    /// None: the one writer commits in the order of its times (each group takes its time when
+    /// the group before it has committed, and `Timestamp::now` only moves forward), so a
+    /// reader that has seen a time has seen every write at or before it (docs/sync.md).
+    const SYNC_LAG: Duration = Duration::ZERO;
+
     /// Runs `operation` in the write queue, inside its group's transaction.
     async fn write<A, T>(
         &self,

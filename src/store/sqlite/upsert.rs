@@ -31,7 +31,8 @@ use crate::store::StoreError;
 
 /// Creates or updates every sales target in `?1`, rows of
 /// `[seller_id, parent_asin, market_place_id, period, sales_target_cents]`; `?2` is the time of
-/// the write. Then reports `[position, id, create_time]` of each input row.
+/// the write. Then reports `[position, id, create_time, version]` of each input row. Every
+/// write moves `update_time` and the version.
 const UPSERT_SALES_TARGETS: &str = "\
     INSERT INTO sales_targets \
         (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
@@ -39,8 +40,8 @@ const UPSERT_SALES_TARGETS: &str = "\
     FROM json_each(?1) WHERE true \
     ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
         sales_target_cents = excluded.sales_target_cents, \
-        update_time = excluded.update_time; \
-    SELECT json_group_array(json_array(j.key, t.id, t.create_time)) \
+        update_time = excluded.update_time, version = version + 1; \
+    SELECT json_group_array(json_array(j.key, t.id, t.create_time, t.version)) \
     FROM json_each(?1) AS j JOIN sales_targets AS t \
         ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
         AND t.market_place_id = j.value ->> 2 AND t.period = j.value ->> 3";
@@ -243,10 +244,10 @@ impl Upsert for SalesTargetInput {
             .bind(now_text.as_str())
             .fetch_one(&mut *conn)
             .await?;
-        let placed: Vec<(usize, i64, &str)> =
+        let placed: Vec<(usize, i64, &str, i64)> =
             serde_json::from_str(&placed).map_err(StoreError::codec)?;
         let mut stored: Vec<Option<SalesTarget>> = rows.iter().map(|_| None).collect();
-        for (position, id, created) in placed {
+        for (position, id, created, version) in placed {
             let create_time = if created == now_text {
                 now
             } else {
@@ -261,6 +262,7 @@ impl Upsert for SalesTargetInput {
                     market_place_id: input.market_place_id,
                     period: input.period,
                     sales_target: input.sales_target,
+                    version,
                     create_time,
                     update_time: now,
                 });
