@@ -14,6 +14,7 @@ mod connections;
 mod contention;
 mod expiry;
 mod http;
+mod idempotency;
 mod inventory;
 mod ledger;
 mod outage;

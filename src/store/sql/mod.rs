@@ -11,6 +11,7 @@
 //! each operation its own and repeats it on a deadlock).
 //!
 //! - `audit.rs`: the audit log, appended and read;
+//! - `idempotency.rs`: idempotency keys, claimed, completed, released and purged;
 //! - `users.rs`: users, their sellers, refresh tokens;
 //! - `records.rs`: records by table (get, list, low stock, lookup) and the delete of a sales
 //!   target;
@@ -23,6 +24,7 @@
 mod audit;
 mod books;
 mod filter;
+mod idempotency;
 mod records;
 mod reservations;
 mod stock;
