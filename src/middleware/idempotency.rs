@@ -45,6 +45,10 @@ pub const IDEMPOTENT_REPLAYED: HeaderName = HeaderName::from_static("idempotent-
 /// The response headers kept with a response and replayed: those a client acts on.
 const KEPT_HEADERS: [HeaderName; 3] = [header::CONTENT_TYPE, header::LOCATION, header::ETAG];
 
+// A claim must outlive any request that still runs, or a live request could be taken over.
+const _: () =
+    assert!(crate::domain::IDEMPOTENCY_LEASE.as_secs() > crate::REQUEST_TIMEOUT.as_secs());
+
 /// How many times a request reads and claims before it gives up with 409: a lost claim is
 /// followed by a read that finds the winner, unless the winner released it at once (a 5xx).
 const CLAIM_ATTEMPTS: usize = 3;

@@ -169,15 +169,21 @@ pub fn idempotent_writes(doc: &mut utoipa::openapi::OpenApi) {
             also_fails_with(
                 responses,
                 409,
-                "IDEMPOTENCY_KEY_IN_USE",
-                "a request with this Idempotency-Key is still running; retry later",
+                error_example(
+                    409,
+                    "IDEMPOTENCY_KEY_IN_USE",
+                    "a request with this Idempotency-Key is still running; retry later",
+                ),
                 "the first request with this `Idempotency-Key` is still running (`IDEMPOTENCY_KEY_IN_USE`, with `Retry-After`)",
             );
+            // A 422 example lists field problems: the key's own.
+            let mut invalid_key = error_example(422, "VALIDATION_FAILED", "validation failed");
+            invalid_key["detail"] = json!([{"field": "Idempotency-Key",
+                "message": "must be 1 to 255 printable ASCII characters"}]);
             also_fails_with(
                 responses,
                 422,
-                "IDEMPOTENCY_KEY_REUSED",
-                "this Idempotency-Key was already used with a different request (method, path or body); use a new key for a new request",
+                invalid_key,
                 "this `Idempotency-Key` was used with another request (`IDEMPOTENCY_KEY_REUSED`), or is not 1 to 255 printable ASCII characters (`VALIDATION_FAILED`)",
             );
         }
@@ -219,18 +225,16 @@ fn replayed_header() -> Header {
         .build()
 }
 
-/// Adds a failure with `error_code` to the `status` response of an operation: a response of
-/// its own when the operation had none, else a line in the description of the one it has.
+/// Adds a failure to the `status` response of an operation: a response of its own, with
+/// `example`, when the operation had none, else a line in the description of the one it has.
 fn also_fails_with(
     responses: &mut std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>>,
     status: u16,
-    error_code: &str,
-    message: &str,
+    example: serde_json::Value,
     description: &str,
 ) {
     match responses.entry(status.to_string()) {
         Entry::Vacant(entry) => {
-            let example = error_example(status, error_code, message);
             let mut response = error_response(description, example);
             response
                 .headers
