@@ -1,7 +1,8 @@
 //! The OpenAPI document: its header (`ApiDoc`), the OAuth2 security scheme, `require_token`
 //! (which marks the operations of the protected router as needing a token),
-//! `idempotent_writes` (`Idempotency-Key` and what it brings, on every write of that router), and the error
-//! responses the handlers list in their `#[utoipa::path]` (`WriteErrors`, `ReadErrors`, ...).
+//! `idempotent_writes` (`Idempotency-Key` and what it brings, on every write of that router),
+//! and the error responses the handlers list in their `#[utoipa::path]` (`WriteErrors`,
+//! `ReadErrors`, ...).
 //!
 //! Every error response carries its own example body. Without one, a client generator or
 //! Swagger UI would render the `ErrorBody` schema's field examples, i.e. a 422, for a 401 or a
