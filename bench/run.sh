@@ -5,6 +5,7 @@
 # seeds 10,000 inventory rows (untimed), then drives it with wrk (64 connections, 15 s each):
 #   (a) single inventory upserts on random seeded SKUs   (b) single sales-target upserts
 #   (c) GET inventory by id                               (d) inventory batches of 100 items
+#   (g) (a) with a new Idempotency-Key on each request    (h) (a) repeating kept keys (replays)
 # then restocks every row (untimed) and runs the stock operations:
 #   (e) reserve-then-release pairs on random SKUs of the 10,000
 #   (f) the same on 10 hot SKUs, every connection contending for the same rows
@@ -15,7 +16,7 @@
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
 # BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
-# BENCH_SCENARIOS (which of "a b c d e f" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
+# BENCH_SCENARIOS (which of "a b c d e f g h" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
 # (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
 # BENCH_BIN (a release binary to run instead of building this tree's: for A/B runs).
 set -euo pipefail
@@ -88,7 +89,7 @@ PY
 }
 
 selected() { # LETTER
-  case " ${BENCH_SCENARIOS:-a b c d e f} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
+  case " ${BENCH_SCENARIOS:-a b c d e f g h} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
 }
 
 scenario() { # LABEL SCRIPT TOKEN [SCRIPT ARGUMENT]
@@ -108,6 +109,8 @@ suite() { # LABEL DATABASE_URL POOL
   scenario "(b) sales-target upsert" sales_upsert.lua "$token"
   scenario "(c) GET inventory by id" get_by_id.lua "$token"
   scenario "(d) inventory batch x100" inventory_batch.lua "$token"
+  scenario "(g) upsert, new Idempotency-Key" keyed_upsert.lua "$token"
+  scenario "(h) upsert, replayed key" keyed_upsert.lua "$token" replay
   if selected e || selected f; then
     seed "$token" 1000000000
     scenario "(e) reserve+release, 10k SKUs" reserve_release.lua "$token" 10000

@@ -1,5 +1,5 @@
 //! Work the service does on its own, beside requests: the reservation expiry sweep and the
-//! refresh-token purge.
+//! purge of refresh tokens and idempotency keys.
 //!
 //! A reservation holds its units until `expires_at` and no longer than about a second after:
 //! every `SWEEP_EVERY` each instance expires what has run out (`Store::expire_reservations`,
@@ -7,8 +7,9 @@
 //! a database never expire one twice).
 //!
 //! Every `PURGE_EVERY` each instance deletes refresh tokens that can never be used again,
-//! expired or revoked (`Store::purge_refresh_tokens`), `PURGE_LIMIT` rows per statement so
-//! that no write holds the database long. Instances sharing a database may purge at once:
+//! expired or revoked (`Store::purge_refresh_tokens`), and idempotency keys past their 24
+//! hours (`Store::purge_idempotency_keys`), `PURGE_LIMIT` rows per statement so that no write
+//! holds the database long. Instances sharing a database may purge at once:
 //! deleting a row twice is harmless.
 //!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
@@ -28,7 +29,7 @@ pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
 const SWEEP_LIMIT: i64 = 500;
 /// How often expired and revoked refresh tokens are purged.
 pub const PURGE_EVERY: Duration = Duration::from_secs(10 * 60);
-/// Most refresh tokens one statement of the purge deletes; a round repeats it until done.
+/// Most rows one statement of a purge deletes; a round repeats it until done.
 pub const PURGE_LIMIT: i64 = 1_000;
 
 /// The running background tasks; dropping this (or `stop`) ends them.
@@ -45,9 +46,14 @@ impl Background {
             sweep: tokio::spawn(every(SWEEP_EVERY, "reservation expiry", move || {
                 expire_reservations(sweeping.clone())
             })),
-            purge: tokio::spawn(every(PURGE_EVERY, "refresh-token purge", move || {
+            purge: tokio::spawn(every(PURGE_EVERY, "purge", move || {
                 let store = store.clone();
-                async move { purge_refresh_tokens(store.as_ref()).await.map(drop) }
+                async move {
+                    // Each purge runs whether or not the other failed.
+                    let tokens = purge_refresh_tokens(store.as_ref()).await;
+                    let keys = purge_idempotency_keys(store.as_ref()).await;
+                    tokens.and(keys).map(drop)
+                }
             })),
         }
     }
@@ -94,6 +100,23 @@ pub async fn purge_refresh_tokens(store: &dyn Store) -> Result<u64, StoreError> 
             refresh_tokens = purged,
             "purged expired and revoked refresh tokens"
         );
+    }
+    Ok(purged)
+}
+
+/// One round of the idempotency-key purge: every key past its 24 hours, `PURGE_LIMIT` at a
+/// time. Returns how many went. (Expired keys count as absent before they are purged.)
+pub async fn purge_idempotency_keys(store: &dyn Store) -> Result<u64, StoreError> {
+    let mut purged = 0;
+    loop {
+        let deleted = store.purge_idempotency_keys(PURGE_LIMIT).await?;
+        purged += deleted;
+        if deleted < PURGE_LIMIT.unsigned_abs() {
+            break;
+        }
+    }
+    if purged > 0 {
+        tracing::info!(idempotency_keys = purged, "purged expired idempotency keys");
     }
     Ok(purged)
 }

@@ -53,8 +53,13 @@ fn cors(config: &Config) -> CorsLayer {
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             HeaderName::from_static("x-request-id"),
+            middleware::IDEMPOTENCY_KEY,
         ])
-        .expose_headers([HeaderName::from_static("x-request-id"), header::RETRY_AFTER])
+        .expose_headers([
+            HeaderName::from_static("x-request-id"),
+            header::RETRY_AFTER,
+            middleware::IDEMPOTENT_REPLAYED,
+        ])
         .max_age(Duration::from_secs(600))
 }
 

@@ -6,6 +6,7 @@
 //! missing fields) live in `crate::extract`; storage concerns in `crate::store`.
 
 mod audit;
+mod idempotency;
 mod inventory;
 mod ledger;
 mod money;
@@ -20,6 +21,10 @@ mod timestamp;
 mod user;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter, AuditTarget, NewAudit};
+pub use idempotency::{
+    Fingerprint, IdempotencyKey, IdempotencyRecord, KeptResponse, NewClaim, IDEMPOTENCY_LEASE,
+    IDEMPOTENCY_TTL,
+};
 pub use inventory::{
     Inventory, InventoryFilter, InventoryInput, InventoryKey, InventoryLookup, InventoryView,
     LowStockFilter, UpsertPlan, UpsertWrite, MAX_LOOKUP,

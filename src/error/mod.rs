@@ -132,6 +132,12 @@ pub enum ApiError {
     /// A stock rule refused the operation (see `StockError`).
     #[error(transparent)]
     Stock(#[from] StockError),
+    /// An `Idempotency-Key` already used with a different request (method, path or body).
+    #[error("idempotency key reused")]
+    IdempotencyKeyReused,
+    /// The first request with this `Idempotency-Key` is still running.
+    #[error("idempotency key in use")]
+    IdempotencyKeyInUse,
     #[error("database unavailable")]
     Unavailable,
     #[error(transparent)]
@@ -162,6 +168,8 @@ impl ApiError {
                 | StockError::ReservationNotActive => StatusCode::CONFLICT,
                 StockError::VersionMismatch(_) => StatusCode::PRECONDITION_FAILED,
             },
+            Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -353,6 +361,20 @@ impl IntoResponse for ApiError {
                 ErrorReport::new("RATE_LIMITED", "too many requests")
             }
             Self::Stock(e) => stock_report(e),
+            Self::IdempotencyKeyReused => ErrorReport::new(
+                "IDEMPOTENCY_KEY_REUSED",
+                "this Idempotency-Key was already used with a different request \
+                 (method, path or body); use a new key for a new request",
+            ),
+            Self::IdempotencyKeyInUse => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(1));
+                ErrorReport::new(
+                    "IDEMPOTENCY_KEY_IN_USE",
+                    "a request with this Idempotency-Key is still running; retry later",
+                )
+            }
             Self::Internal(e) => {
                 // The full chain goes to the log, inside the request's span; never to the client.
                 tracing::error!(error = format!("{e:#}"), "internal error");

@@ -15,11 +15,14 @@
 //!    refused request is still logged.
 //! 4. [`rate_limit`]: per-client-IP limits, applied to routes (not here in the stack), keyed by
 //!    the `ClientIp` that `request_context` resolved.
+//! 5. [`idempotency`]: safe retries of writes with an `Idempotency-Key`, a route layer of the
+//!    protected router inside its authentication (keys are per user).
 
 mod client_ip;
 mod context;
 mod envelope;
 mod https;
+pub mod idempotency;
 pub mod rate_limit;
 mod request_id;
 mod request_log;
@@ -27,5 +30,6 @@ mod request_log;
 pub use client_ip::{resolve_client_ip, Cidr, ClientIp};
 pub use context::request_context;
 pub use https::{add_hsts, require_https};
+pub use idempotency::{idempotency, IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use request_id::{RequestId, REQUEST_ID_HEADER};
 pub use request_log::{log_response, redact_jwts, redact_query, request_span};

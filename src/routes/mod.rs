@@ -65,6 +65,12 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
         .merge(reservations::router())
         .merge(users::router())
         .merge(audit::router())
+        // Inside the authentication below (a route layer added first is the inner one): keys
+        // are per caller. A write without `Idempotency-Key` passes straight through.
+        .route_layer(axum::middleware::from_fn_with_state(
+            app.clone(),
+            crate::middleware::idempotency,
+        ))
         // `route_layer`: only matched routes authenticate; a path that matches nothing falls
         // through to the 404 fallback, and a wrong method to 405, without a token.
         .route_layer(axum::middleware::from_fn_with_state(
@@ -72,6 +78,7 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
             crate::auth::layer::require_token,
         ));
     openapi::require_token(protected.get_openapi_mut());
+    openapi::idempotent_writes(protected.get_openapi_mut());
     protected
 }
 

@@ -1,16 +1,24 @@
 //! The OpenAPI document: its header (`ApiDoc`), the OAuth2 security scheme, `require_token`
-//! (which marks the operations of the protected router as needing a token), and the error
-//! responses the handlers list in their `#[utoipa::path]` (`WriteErrors`, `ReadErrors`, ...).
+//! (which marks the operations of the protected router as needing a token),
+//! `idempotent_writes` (`Idempotency-Key` and what it brings, on every write of that router),
+//! and the error responses the handlers list in their `#[utoipa::path]` (`WriteErrors`,
+//! `ReadErrors`, ...).
 //!
 //! Every error response carries its own example body. Without one, a client generator or
 //! Swagger UI would render the `ErrorBody` schema's field examples, i.e. a 422, for a 401 or a
 //! 503 alike.
 
+use std::collections::btree_map::Entry;
+
 use serde_json::json;
+use utoipa::openapi::header::{Header, HeaderBuilder};
+use utoipa::openapi::path::{Parameter, ParameterBuilder, ParameterIn};
+use utoipa::openapi::schema::{ObjectBuilder, Type};
 use utoipa::openapi::security::{
     Flow, OAuth2, Password, Scopes, SecurityRequirement, SecurityScheme,
 };
 use utoipa::openapi::{content::ContentBuilder, Ref, ResponseBuilder};
+use utoipa::openapi::{RefOr, Required};
 use utoipa::{IntoParams, IntoResponses, OpenApi};
 
 use crate::error::ErrorBody;
@@ -123,6 +131,121 @@ pub fn require_token(doc: &mut utoipa::openapi::OpenApi) {
                 )
                 .into()
             });
+        }
+    }
+}
+
+/// Documents safe retries on every write operation (POST, PUT, PATCH, DELETE) of `doc` outside
+/// `/api/v1/auth/`, as `crate::middleware::idempotency` applies them: the optional
+/// `Idempotency-Key` request header, `Idempotent-Replayed` on the responses that may be
+/// replayed (below 500), and the 409 and 422 a key can bring. Called with the document of the
+/// protected router, where the layer sits.
+pub fn idempotent_writes(doc: &mut utoipa::openapi::OpenApi) {
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if path.starts_with("/api/v1/auth/") {
+            continue;
+        }
+        for operation in [
+            &mut item.post,
+            &mut item.put,
+            &mut item.patch,
+            &mut item.delete,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            operation
+                .parameters
+                .get_or_insert_with(Vec::new)
+                .push(idempotency_key_parameter());
+            let responses = &mut operation.responses.responses;
+            for (status, response) in responses.iter_mut() {
+                let replayable = status.parse::<u16>().is_ok_and(|s| s < 500);
+                if let (true, RefOr::T(response)) = (replayable, response) {
+                    response
+                        .headers
+                        .insert("Idempotent-Replayed".to_owned(), replayed_header());
+                }
+            }
+            also_fails_with(
+                responses,
+                409,
+                error_example(
+                    409,
+                    "IDEMPOTENCY_KEY_IN_USE",
+                    "a request with this Idempotency-Key is still running; retry later",
+                ),
+                "the first request with this `Idempotency-Key` is still running (`IDEMPOTENCY_KEY_IN_USE`, with `Retry-After`)",
+            );
+            // A 422 example lists field problems: the key's own.
+            let mut invalid_key = error_example(422, "VALIDATION_FAILED", "validation failed");
+            invalid_key["detail"] = json!([{"field": "Idempotency-Key",
+                "message": "must be 1 to 255 printable ASCII characters"}]);
+            also_fails_with(
+                responses,
+                422,
+                invalid_key,
+                "this `Idempotency-Key` was used with another request (`IDEMPOTENCY_KEY_REUSED`), or is not 1 to 255 printable ASCII characters (`VALIDATION_FAILED`)",
+            );
+        }
+    }
+}
+
+fn idempotency_key_parameter() -> Parameter {
+    ParameterBuilder::new()
+        .name("Idempotency-Key")
+        .parameter_in(ParameterIn::Header)
+        .required(Required::False)
+        .description(Some(
+            "Makes the write safe to retry: 1 to 255 printable ASCII characters, unique per \
+             operation. A repeat with the same key, method, path and body within 24 hours \
+             gets the first response again (`Idempotent-Replayed: true`) and changes nothing. \
+             See docs/api.md, \"Safe retries\".",
+        ))
+        .schema(Some(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(255)),
+        ))
+        .example(Some(json!("7f9c2ba4-e88f-41c5-a6a2-6d3d0b0c9a11")))
+        .build()
+}
+
+fn replayed_header() -> Header {
+    HeaderBuilder::new()
+        .schema(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .enum_values(Some(["true"])),
+        )
+        .description(Some(
+            "`true` when this is the kept response of an earlier request with the same \
+             `Idempotency-Key`, replayed; absent otherwise.",
+        ))
+        .build()
+}
+
+/// Adds a failure to the `status` response of an operation: a response of its own, with
+/// `example`, when the operation had none, else a line in the description of the one it has.
+fn also_fails_with(
+    responses: &mut std::collections::BTreeMap<String, RefOr<utoipa::openapi::Response>>,
+    status: u16,
+    example: serde_json::Value,
+    description: &str,
+) {
+    match responses.entry(status.to_string()) {
+        Entry::Vacant(entry) => {
+            let mut response = error_response(description, example);
+            response
+                .headers
+                .insert("Idempotent-Replayed".to_owned(), replayed_header());
+            entry.insert(response.into());
+        }
+        Entry::Occupied(mut entry) => {
+            if let RefOr::T(response) = entry.get_mut() {
+                response.description = format!("{}; or {description}", response.description);
+            }
         }
     }
 }

@@ -10,18 +10,19 @@ use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::rows::{
-    AuditRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text,
-    UserRow,
+    AuditRow, IdempotencyRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow,
+    SalesTargetRow, Text, UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Store, StoreError, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
-    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
-    Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
-    Scope, SellerId, StockError, SyncPosition, Thresholds, Timestamp, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, IdempotencyKey,
+    IdempotencyRecord, Inventory, InventoryFilter, InventoryInput, InventoryLookup, KeptResponse,
+    LedgerEntry, LedgerFilter, LowStockFilter, NewAudit, NewClaim, NewRefreshToken, NewReservation,
+    NewUser, PageRequest, Precondition, Released, Reservation, ReservationFilter, Rotation,
+    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, StockError, SyncPosition,
+    Thresholds, Timestamp, User, UserPatch,
 };
 
 /// A connection of backend `E`.
@@ -103,6 +104,7 @@ where
     for<'q> Option<i64>: Encode<'q, E::DB> + Type<E::DB>,
     for<'q> Option<i32>: Encode<'q, E::DB> + Type<E::DB>,
     for<'q> &'q str: Encode<'q, E::DB> + Type<E::DB>,
+    for<'q> &'q [u8]: Encode<'q, E::DB> + Type<E::DB>,
     for<'q> Option<&'q str>: Encode<'q, E::DB> + Type<E::DB>,
     for<'q> NaiveDateTime: Encode<'q, E::DB> + Decode<'q, E::DB> + Type<E::DB>,
     for<'q> Text: Decode<'q, E::DB> + Type<E::DB>,
@@ -113,6 +115,7 @@ where
     for<'r> ReservationItemRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> UserRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> AuditRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> IdempotencyRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, Text, Text, i64, i64, i64, i64, i64): FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64):
         FromRow<'r, <E::DB as Database>::Row>,
@@ -679,6 +682,70 @@ where
     ) -> Result<Listed<AuditEntry>, StoreError> {
         self.read(&(filter, page), |conn, (filter, page)| {
             Box::pin(Shared::audit_log(conn, filter, *page))
+        })
+        .await
+    }
+
+    // ---- Idempotency keys ---------------------------------------------------------------
+
+    async fn idempotency_record(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.read(&(user_id, key), |conn, (user_id, key)| {
+            Box::pin(Shared::idempotency_record(conn, *user_id, key))
+        })
+        .await
+    }
+
+    async fn claim_idempotency_key(
+        &self,
+        claim: &NewClaim,
+        over_stale: bool,
+    ) -> Result<bool, StoreError> {
+        if over_stale {
+            self.write(claim.clone(), |conn, claim| {
+                Box::pin(Shared::take_over_claim(conn, claim))
+            })
+            .await
+        } else {
+            self.write(claim.clone(), |conn, claim| {
+                Box::pin(Shared::insert_claim(conn, claim))
+            })
+            .await
+        }
+    }
+
+    async fn complete_idempotency_key(
+        &self,
+        claim: &NewClaim,
+        response: &KeptResponse,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let args = (claim.clone(), response.clone(), expires_at);
+        self.write(args, |conn, (claim, response, expires_at)| {
+            let held = (claim.user_id, &claim.key, claim.claim);
+            Box::pin(Shared::complete_claim(conn, held, response, *expires_at))
+        })
+        .await
+    }
+
+    async fn release_idempotency_key(&self, claim: &NewClaim) -> Result<(), StoreError> {
+        self.write(claim.clone(), |conn, claim| {
+            let held = (claim.user_id, &claim.key, claim.claim);
+            Box::pin(Shared::release_claim(conn, held))
+        })
+        .await
+    }
+
+    async fn purge_idempotency_keys(&self, limit: i64) -> Result<u64, StoreError> {
+        self.write(limit, |conn, limit| {
+            Box::pin(Shared::purge_idempotency_keys(
+                conn,
+                Timestamp::now(),
+                *limit,
+            ))
         })
         .await
     }

@@ -28,11 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
-    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
-    Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
-    Scope, SellerId, SyncPosition, Thresholds, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, IdempotencyKey,
+    IdempotencyRecord, Inventory, InventoryFilter, InventoryInput, InventoryLookup, KeptResponse,
+    LedgerEntry, LedgerFilter, LowStockFilter, NewAudit, NewClaim, NewRefreshToken, NewReservation,
+    NewUser, PageRequest, Precondition, Released, Reservation, ReservationFilter, Rotation,
+    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, SyncPosition, Thresholds,
+    Timestamp, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -356,6 +357,38 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` refresh tokens that are expired or revoked, oldest first;
     /// returns how many went. Used tokens of live families stay, for reuse detection.
     async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError>;
+
+    /// The record of `user_id`'s idempotency key `key`, expired or not (see
+    /// `IdempotencyRecord::is_live`). One read.
+    async fn idempotency_record(
+        &self,
+        user_id: i64,
+        key: &IdempotencyKey,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
+
+    /// Claims a key before its request runs: inserts the claim when `over_stale` is false (the
+    /// key had no row), else takes over a row that no longer counts. `false` when another
+    /// request holds the key: of racing claims, exactly one wins.
+    async fn claim_idempotency_key(
+        &self,
+        claim: &NewClaim,
+        over_stale: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Keeps `response` as the outcome of `claim`, for replay until `expires_at`; `false` when
+    /// the claim had been taken over meanwhile.
+    async fn complete_idempotency_key(
+        &self,
+        claim: &NewClaim,
+        response: &KeptResponse,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Deletes `claim` if it still holds its key without a response, so a retry runs again.
+    async fn release_idempotency_key(&self, claim: &NewClaim) -> Result<(), StoreError>;
+
+    /// Deletes up to `limit` expired idempotency keys, oldest first; returns how many went.
+    async fn purge_idempotency_keys(&self, limit: i64) -> Result<u64, StoreError>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);

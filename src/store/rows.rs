@@ -4,11 +4,13 @@
 
 use chrono::NaiveDateTime;
 
+use super::StoreError;
+
 use crate::domain::{
-    Asin, AuditAction, AuditEntry, AuditTarget, ExternalId, Inventory, LedgerEntry, LedgerType,
-    Marketplace, Money, Note, Period, Reservation, ReservationItem, ReservationStatus,
-    ReservationType, Role, SalesTarget, SellerId, SellerSku, Thresholds, Timestamp, Units, User,
-    Username,
+    Asin, AuditAction, AuditEntry, AuditTarget, ExternalId, Fingerprint, IdempotencyRecord,
+    Inventory, KeptResponse, LedgerEntry, LedgerType, Marketplace, Money, Note, Period,
+    Reservation, ReservationItem, ReservationStatus, ReservationType, Role, SalesTarget, SellerId,
+    SellerSku, Thresholds, Timestamp, Units, User, Username,
 };
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
@@ -308,5 +310,46 @@ impl From<AuditRow> for AuditEntry {
             request_id: r.request_id.map(|t| t.0),
             detail: serde_json::from_str(&r.detail.0).unwrap_or(serde_json::Value::Null),
         }
+    }
+}
+
+/// The columns `IdempotencyRow` reads, in a `SELECT` of table `idempotency_keys`.
+pub(super) const IDEMPOTENCY_COLUMNS: &str =
+    "fingerprint, locked_until, status, headers, body, expires_at";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct IdempotencyRow {
+    fingerprint: Vec<u8>,
+    locked_until: Option<NaiveDateTime>,
+    status: Option<i64>,
+    headers: Option<Text>,
+    body: Option<Vec<u8>>,
+    expires_at: NaiveDateTime,
+}
+
+impl TryFrom<IdempotencyRow> for IdempotencyRecord {
+    type Error = StoreError;
+
+    fn try_from(r: IdempotencyRow) -> Result<Self, StoreError> {
+        let fingerprint = Fingerprint::from_slice(&r.fingerprint)
+            .ok_or_else(|| StoreError::codec("an idempotency fingerprint is not 32 bytes"))?;
+        let response = match r.status {
+            None => None,
+            Some(status) => Some(KeptResponse {
+                status: u16::try_from(status)
+                    .map_err(|_| StoreError::codec("a kept status is out of range"))?,
+                headers: match r.headers {
+                    Some(text) => serde_json::from_str(&text.0).map_err(StoreError::codec)?,
+                    None => Vec::new(),
+                },
+                body: r.body.unwrap_or_default(),
+            }),
+        };
+        Ok(Self {
+            fingerprint,
+            response,
+            locked_until: r.locked_until.map(Timestamp::from_naive_utc),
+            expires_at: Timestamp::from_naive_utc(r.expires_at),
+        })
     }
 }

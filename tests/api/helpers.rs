@@ -269,6 +269,21 @@ impl TestApp {
         }
     }
 
+    /// This app's database opened again by a new app, as after a restart: this app's store is
+    /// closed first. The admin is the same user, with a token of the new app's key.
+    pub async fn restart(self) -> TestApp {
+        let TestApp {
+            state,
+            database_url,
+            _background,
+            _database,
+            ..
+        } = self;
+        drop(_background);
+        state.store.close().await;
+        TestApp::open(&database_url, _database).await
+    }
+
     /// Moves the `expires_at` of reservation `id` to `at`, straight in the database: a
     /// reservation holds for at least a minute, too long for a test to wait.
     pub async fn move_deadline(&self, id: i64, at: chrono::DateTime<chrono::Utc>) {

@@ -15,6 +15,7 @@ mod connections;
 mod contention;
 mod expiry;
 mod http;
+mod idempotency;
 mod inventory;
 mod ledger;
 mod outage;

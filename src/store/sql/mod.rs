@@ -11,6 +11,7 @@
 //! each operation its own and repeats it on a deadlock).
 //!
 //! - `audit.rs`: the audit log, appended and read;
+//! - `idempotency.rs`: idempotency keys, claimed, completed, released and purged;
 //! - `users.rs`: users, their sellers, refresh tokens;
 //! - `records.rs`: records by table (get, list, incremental-sync pages, low stock, lookup)
 //!   and the delete of a sales target;
@@ -25,6 +26,7 @@ mod audit;
 mod books;
 mod conditional;
 mod filter;
+mod idempotency;
 mod records;
 mod reservations;
 mod stock;
