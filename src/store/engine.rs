@@ -14,7 +14,7 @@ use super::rows::{
     UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{Listed, Store, StoreError};
+use super::{Listed, Store, StoreError, StoreGauges};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
@@ -26,6 +26,12 @@ use crate::domain::{
 
 /// A connection of backend `E`.
 type Conn<E> = <<E as Engine>::DB as Database>::Connection;
+
+/// Connections of `pool` in use and idle, as sqlx counts them now (no I/O).
+pub(super) fn pool_gauges<DB: Database>(pool: &sqlx::Pool<DB>) -> (u32, u32) {
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    (pool.size().saturating_sub(idle), idle)
+}
 
 /// A database backend: how it runs operations, and its own statements.
 #[async_trait::async_trait]
@@ -77,6 +83,9 @@ pub(super) trait Engine: Send + Sync + 'static {
 
     async fn get_inventory(&self, id: i64) -> Result<Option<Inventory>, StoreError>;
 
+    /// The pool and queue as they are now (see `Store::gauges`).
+    fn gauges(&self) -> StoreGauges;
+
     /// Waits for running statements and closes every connection.
     async fn close(&self);
 }
@@ -107,12 +116,14 @@ where
         FromRow<'r, <E::DB as Database>::Row>,
     usize: sqlx::ColumnIndex<<E::DB as Database>::Row>,
 {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         Engine::ping(self).await
     }
 
     // ---- Sales targets -------------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn upsert_sales_target(
         &self,
         item: &SalesTargetInput,
@@ -121,6 +132,7 @@ where
         stored.pop().ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(items = items.len()))]
     async fn upsert_sales_targets(
         &self,
         items: Vec<SalesTargetInput>,
@@ -128,12 +140,14 @@ where
         Engine::upsert_sales_targets(self, items).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
         Engine::get_sales_target(self, id)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(page = page.page, size = page.size))]
     async fn list_sales_targets(
         &self,
         filter: &SalesTargetFilter,
@@ -147,6 +161,7 @@ where
         .map(Listed::convert)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn delete_sales_target(
         &self,
         id: i64,
@@ -171,6 +186,7 @@ where
 
     // ---- Inventory -----------------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn upsert_inventory(
         &self,
         item: &InventoryInput,
@@ -180,6 +196,7 @@ where
         stored.pop().ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(items = items.len()))]
     async fn upsert_inventories(
         &self,
         items: Vec<InventoryInput>,
@@ -188,12 +205,14 @@ where
         Engine::upsert_inventories(self, items, actor).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
         Engine::get_inventory(self, id)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(page = page.page, size = page.size))]
     async fn list_inventory(
         &self,
         filter: &InventoryFilter,
@@ -207,6 +226,7 @@ where
         .map(Listed::convert)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn delete_inventory(
         &self,
         id: i64,
@@ -230,6 +250,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn adjust_inventory(
         &self,
         id: i64,
@@ -254,6 +275,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn set_thresholds(
         &self,
         id: i64,
@@ -277,6 +299,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_low_stock(
         &self,
         filter: &LowStockFilter,
@@ -289,6 +312,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn lookup_inventory(
         &self,
         lookup: &InventoryLookup,
@@ -300,6 +324,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_ledger(
         &self,
         filter: &LedgerFilter,
@@ -312,6 +337,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(inventory_id = inventory_id))]
     async fn has_ledger(&self, inventory_id: i64) -> Result<bool, StoreError> {
         self.read(&inventory_id, |conn, id| {
             Box::pin(Shared::has_ledger(conn, *id))
@@ -319,6 +345,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_consistency(
         &self,
         seller: Option<&SellerId>,
@@ -331,6 +358,7 @@ where
 
     // ---- Reservations --------------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_reservation(
         &self,
         new: &NewReservation,
@@ -343,12 +371,14 @@ where
         Ok(Engine::reservation(self, op).await??)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError> {
         self.read(&id, |conn, id| Box::pin(Shared::reservation(conn, *id)))
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_reservations(
         &self,
         filter: &ReservationFilter,
@@ -361,6 +391,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn release_reservation(
         &self,
         id: i64,
@@ -376,6 +407,7 @@ where
         Ok(Engine::reservation(self, op).await??)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn release_reference(
         &self,
         seller_id: &SellerId,
@@ -395,6 +427,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn commit_reservation(
         &self,
         id: i64,
@@ -411,6 +444,7 @@ where
         Ok(Engine::reservation(self, op).await??)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
     async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError> {
         // The expiry sweep asks often: look first, and write only when something is due.
         let now = Timestamp::now().naive_utc();
@@ -428,6 +462,7 @@ where
 
     // ---- Users and refresh tokens --------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_user(&self, user: &NewUser, actor: &Actor) -> Result<User, StoreError> {
         self.write((user.clone(), actor.clone()), |conn, (user, actor)| {
             Box::pin(async move {
@@ -441,11 +476,13 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         self.read(&id, |conn, id| Box::pin(Shared::get_user(conn, *id)))
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
         self.read(&username, |conn, username| {
             Box::pin(Shared::find_login(conn, username))
@@ -453,6 +490,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError> {
         self.read(&page, |conn, page| {
             Box::pin(Shared::list_users(conn, *page))
@@ -460,6 +498,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn update_user(
         &self,
         id: i64,
@@ -479,11 +518,13 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn count_users(&self) -> Result<u64, StoreError> {
         self.read(&(), |conn, ()| Box::pin(Shared::count_users(conn)))
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_refresh_token(
         &self,
         user_id: i64,
@@ -495,6 +536,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
@@ -510,6 +552,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
         self.write(token_hash.to_owned(), |conn, token_hash| {
             Box::pin(Shared::revoke_refresh_family(conn, token_hash))
@@ -517,6 +560,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
     async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError> {
         self.write(limit, |conn, limit| {
             Box::pin(Shared::purge_refresh_tokens(conn, Timestamp::now(), *limit))
@@ -526,6 +570,7 @@ where
 
     // ---- The audit log ----------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit(&self, entry: &NewAudit, actor: &Actor) -> Result<(), StoreError> {
         self.write((entry.clone(), actor.clone()), |conn, (entry, actor)| {
             Box::pin(Shared::insert_audit(conn, entry, actor, Timestamp::now()))
@@ -533,6 +578,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(
         &self,
         filter: &AuditFilter,
@@ -544,6 +590,19 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn count_active_reservations(&self) -> Result<u64, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(Shared::count_active_reservations(conn))
+        })
+        .await
+    }
+
+    fn gauges(&self) -> StoreGauges {
+        Engine::gauges(self)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         Engine::close(self).await;
     }

@@ -16,6 +16,7 @@ mod expiry;
 mod http;
 mod inventory;
 mod ledger;
+mod metrics;
 mod outage;
 mod protected;
 mod rbac;

@@ -11,13 +11,14 @@ pub(super) mod error;
 mod upsert;
 
 use std::str::FromStr;
+use std::time::{Duration, Instant};
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, MySqlConnection, MySqlPool};
 
-use super::engine::Engine;
+use super::engine::{pool_gauges, Engine};
 use super::sql::{InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{ConnectError, StoreError, StoreOptions};
+use super::{ConnectError, StoreError, StoreGauges, StoreOptions};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
 use error::retry_on_deadlock;
@@ -47,19 +48,38 @@ impl MySqlStore {
     }
 
     /// Runs `operation` in a transaction of its own, from the start again after a deadlock.
+    /// Logs (at `debug`, in the request's span) the wait for a pooled connection and `BEGIN`
+    /// apart from the transaction's statements and `COMMIT`: MySQL's split of a slow request,
+    /// as SQLite's write queue logs its queue wait and SQL time.
     async fn transaction<A: Sync, T>(
         &self,
         args: &A,
         operation: Operation<MySqlConnection, A, T>,
     ) -> Result<T, StoreError> {
         retry_on_deadlock(|| async move {
+            let asked = Instant::now();
             let mut tx = self.pool.begin().await?;
-            let out = operation(&mut tx, args).await?;
-            tx.commit().await?;
-            Ok(out)
+            let began = Instant::now();
+            let out = operation(&mut tx, args).await;
+            let out = match out {
+                Ok(out) => tx.commit().await.map(|()| out).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            tracing::debug!(
+                pool_wait_ms = millis(began - asked),
+                sql_ms = millis(began.elapsed()),
+                ok = out.is_ok(),
+                "mysql transaction"
+            );
+            out
         })
         .await
     }
+}
+
+/// `duration` in milliseconds, for a log field.
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 #[async_trait::async_trait]
@@ -137,6 +157,15 @@ impl Engine for MySqlStore {
     async fn get_inventory(&self, id: i64) -> Result<Option<Inventory>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         found(Sql::get::<InventoryTable>(&mut conn, id).await)
+    }
+
+    fn gauges(&self) -> StoreGauges {
+        let (in_use, idle) = pool_gauges(&self.pool);
+        StoreGauges {
+            connections_in_use: in_use,
+            connections_idle: idle,
+            write_queue_depth: None,
+        }
     }
 
     async fn close(&self) {

@@ -7,7 +7,7 @@ type Kept = Box<dyn std::any::Any + Send>;
 
 /// An operation job that does nothing.
 fn noop() -> (Job, Kept) {
-    let (reply, answer) = oneshot::channel::<Result<(), StoreError>>();
+    let (reply, answer) = oneshot::channel::<(Result<(), StoreError>, Timing)>();
     let job = Job::Operation(Box::new(Pending {
         args: (),
         operation: |_, _| Box::pin(async { Ok(()) }),
