@@ -6,10 +6,10 @@
 //!    buckets and the help text of every series. Only `main` installs it, and only when
 //!    `METRICS_ADDR` is set: without it every `metrics::counter!(..)` in the code is a no-op
 //!    (one atomic load), so there is nothing to pay for metrics nobody reads;
-//! 2. `track_request` (a layer `crate::build_app` adds only with metrics on) and `mark_route`
-//!    (always, in `crate::routes::router`): requests by method, route template and status,
-//!    and their latency. The route is axum's `MatchedPath`, a template such as
-//!    `/api/v1/inventory/{id}`, never the raw path, so clients cannot make new series;
+//! 2. `requests.rs`: `track_request` (a layer `crate::build_app` adds only with metrics on)
+//!    and `mark_route` (always, in `crate::routes::router`): requests by method, route
+//!    template and status, and their latency. The route is axum's `MatchedPath`, a template
+//!    such as `/api/v1/inventory/{id}`, never the raw path, so clients cannot make new series;
 //! 3. `router`: `GET /metrics`, which samples what is cheaper to read when scraped than to
 //!    keep up to date (the connection pool, the write queue, active reservations), then renders
 //!    the recorder's text.
@@ -18,23 +18,21 @@
 //! `login_failures_total` in `auth/login.rs`, `write_group_size`/`write_group_rows` in the
 //! SQLite write queue (`store/sqlite/writer/`).
 
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+mod requests;
 
-use axum::extract::{MatchedPath, Request, State};
-use axum::http::{header, Method, StatusCode};
-use axum::middleware::Next;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
+pub use self::requests::{mark_route, track_request, UNMATCHED};
 use crate::store::Store;
-
-/// Route label of a request no route answered: an unknown path, or one refused before routing
-/// (HTTPS required, a CORS preflight).
-pub const UNMATCHED: &str = "unmatched";
 
 /// Upper bounds of the latency buckets, in seconds: from a cached read (~1 ms) to the request
 /// timeout (30 s).
@@ -161,72 +159,4 @@ fn count(n: usize) -> f64 {
 #[allow(clippy::cast_precision_loss)]
 fn count_u64(n: u64) -> f64 {
     n as f64
-}
-
-/// Where the route template of a request is left for `track_request` (set by `mark_route`,
-/// which runs after routing, deeper in the stack).
-#[derive(Clone, Default)]
-struct RouteSlot(Arc<OnceLock<MatchedPath>>);
-
-/// Inside the router, for every route: names the route template in the request's log span
-/// (`route`, see `middleware::request_span`) and, with metrics on, in its `RouteSlot`.
-pub async fn mark_route(req: Request, next: Next) -> Response {
-    if let Some(route) = req.extensions().get::<MatchedPath>() {
-        tracing::Span::current().record("route", tracing::field::display(route.as_str()));
-        if let Some(slot) = req.extensions().get::<RouteSlot>() {
-            let _ = slot.0.set(route.clone());
-        }
-    }
-    next.run(req).await
-}
-
-/// Counts every request (`http_requests_total`) and times it (`http_request_duration_seconds`)
-/// by method, route template and status. Outside the panic guard and the timeout, so that a
-/// 500 or a 503 from them is counted too.
-pub async fn track_request(mut req: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let method = method_label(req.method());
-    let slot = RouteSlot::default();
-    req.extensions_mut().insert(slot.clone());
-    let response = next.run(req).await;
-    let route = slot
-        .0
-        .get()
-        .map_or_else(|| UNMATCHED.to_owned(), |r| r.as_str().to_owned());
-    let status = response.status().as_u16().to_string();
-    metrics::counter!("http_requests_total",
-        "method" => method, "route" => route.clone(), "status" => status)
-    .increment(1);
-    metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    response
-}
-
-/// The method as a label: one of the standard methods, or `other` (a client may send any
-/// token as a method, and each would be a new series).
-fn method_label(method: &Method) -> &'static str {
-    match *method {
-        Method::GET => "GET",
-        Method::POST => "POST",
-        Method::PUT => "PUT",
-        Method::PATCH => "PATCH",
-        Method::DELETE => "DELETE",
-        Method::HEAD => "HEAD",
-        Method::OPTIONS => "OPTIONS",
-        _ => "other",
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_standard_methods_get_a_label_of_their_own() {
-        assert_eq!(method_label(&Method::GET), "GET");
-        assert_eq!(method_label(&Method::DELETE), "DELETE");
-        assert_eq!(method_label(&Method::TRACE), "other");
-        let invented = Method::from_bytes(b"FROBNICATE").unwrap();
-        assert_eq!(method_label(&invented), "other");
-    }
 }
