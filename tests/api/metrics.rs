@@ -283,3 +283,56 @@ fn a_metrics_addr_that_cannot_be_used_stops_start_up_naming_it() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_request_refused_by_the_api_limit_is_counted_under_its_route() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let metrics_addr = format!("127.0.0.1:{metrics_port}");
+    let (mut server, _console) = start(
+        dir.path(),
+        port,
+        &[
+            ("METRICS_ADDR", &metrics_addr),
+            ("RATE_LIMIT_PER_MINUTE", "2"),
+        ],
+    );
+    wait_until_healthy(port);
+    let statuses: Vec<u16> = (0..3)
+        .map(|_| RawRequest::get("/api/v1/inventory").send(port).status)
+        .collect();
+    assert_eq!(statuses, [401, 401, 429]);
+
+    let text = RawRequest::get("/metrics").send(metrics_port).text;
+    assert_eq!(
+        value(&text, "rate_limited_requests_total", &[r#"limit="api""#]),
+        Some(1.0),
+        "{text}"
+    );
+    assert!(
+        samples(&text, "rate_limited_requests_total")
+            .iter()
+            .all(|line| !line.contains(r#"limit="login""#)),
+        "the login limit refused nothing: {text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "http_requests_total",
+            &[r#"route="/api/v1/inventory""#, r#"status="429""#]
+        ),
+        Some(1.0),
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &text,
+            "http_requests_total",
+            &[r#"route="/api/v1/inventory""#, r#"status="401""#]
+        ),
+        Some(2.0),
+        "{text}"
+    );
+    signal(&server, "TERM");
+    assert!(wait_for_exit(&mut server).success());
+}

@@ -79,8 +79,11 @@ impl Timing {
     }
 }
 
-/// Where a job's answer goes, with the timing of its group.
-type Reply<T> = oneshot::Sender<(Result<T, StoreError>, Timing)>;
+/// A job's answer, with the timing of its group.
+type Answered<T> = (Result<T, StoreError>, Timing);
+
+/// Where a job's answer goes.
+type Reply<T> = oneshot::Sender<Answered<T>>;
 
 /// The queue of writes, and the task that carries them out.
 pub(super) struct Writer {
@@ -163,7 +166,7 @@ impl Writer {
     async fn submit<T>(
         &self,
         job: Job,
-        answer: oneshot::Receiver<(Result<T, StoreError>, Timing)>,
+        answer: oneshot::Receiver<Answered<T>>,
     ) -> Result<T, StoreError> {
         let submitted = Instant::now();
         self.jobs
