@@ -19,6 +19,8 @@
 # BENCH_SCENARIOS (which of "a b c d e f g h" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
 # (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
 # BENCH_BIN (a release binary to run instead of building this tree's: for A/B runs).
+# BENCH_METRICS (1: serve metrics on METRICS_ADDR=127.0.0.1:BENCH_PORT+1, scraped every 5 s
+# during the runs, as Prometheus would; off by default, as in the service).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -26,6 +28,7 @@ DURATION=${BENCH_DURATION:-15s}
 CONNECTIONS=${BENCH_CONNECTIONS:-64}
 THREADS=${BENCH_THREADS:-2}
 PORT=${BENCH_PORT:-8700}
+METRICS_PORT=$((PORT + 1))
 PASSWORD=bench-admin-password
 # A fresh signing key per run: a key written here would be published, and the server refuses those.
 SECRET_KEY=$(python3 -c 'import secrets; print(secrets.token_urlsafe(48))')
@@ -49,6 +52,7 @@ start_server() { # DATABASE_URL POOL
     PORT="$PORT" RATE_LIMIT_PER_MINUTE=0 LOGIN_RATE_LIMIT_PER_MINUTE=0 ADMIN_PASSWORD="$PASSWORD" \
     SECRET_KEY="$SECRET_KEY" RUST_LOG=warn LOG_FORMAT=json \
     ${BENCH_SQLITE_SYNCHRONOUS:+SQLITE_SYNCHRONOUS=$BENCH_SQLITE_SYNCHRONOUS} \
+    ${BENCH_METRICS:+METRICS_ADDR=127.0.0.1:$METRICS_PORT} \
     "$BIN" serve >>"$WORK/server.log" 2>&1 &
   SERVER_PID=$!
   local started; started=$(date +%s%N)
@@ -105,6 +109,10 @@ suite() { # LABEL DATABASE_URL POOL
   start_server "$2" "$3"
   local token; token=$(login)
   seed "$token"
+  if [ -n "${BENCH_METRICS:-}" ]; then
+    (while sleep 5; do curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null || true; done) &
+    SCRAPER_PID=$!
+  fi
   scenario "(a) inventory upsert" inventory_upsert.lua "$token"
   scenario "(b) sales-target upsert" sales_upsert.lua "$token"
   scenario "(c) GET inventory by id" get_by_id.lua "$token"
@@ -115,6 +123,10 @@ suite() { # LABEL DATABASE_URL POOL
     seed "$token" 1000000000
     scenario "(e) reserve+release, 10k SKUs" reserve_release.lua "$token" 10000
     scenario "(f) reserve+release, 10 hot" reserve_release.lua "$token" 10
+  fi
+  if [ -n "${BENCH_METRICS:-}" ]; then
+    kill "$SCRAPER_PID" 2>/dev/null || true
+    echo "metrics: $(curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c '^http_requests_total') request series"
   fi
   echo "peak RSS: $(peak_rss_mib) MiB"
   stop_server

@@ -10,6 +10,7 @@ pub mod domain;
 pub mod error;
 pub mod extract;
 pub mod middleware;
+pub mod monitoring;
 pub mod routes;
 pub mod server;
 pub mod store;
@@ -82,8 +83,8 @@ impl AppState {
     }
 }
 
-/// The complete service. Layers, outermost first: sensitive-header marking, request context
-/// (id, client IP, error envelope), request log, HSTS, HTTPS check, CORS, cache and sniffing
+/// The complete service. Layers, outermost first: request metrics (only with `METRICS_ADDR`),
+/// sensitive-header marking, request context (id, client IP, error envelope), request log, HSTS, HTTPS check, CORS, cache and sniffing
 /// headers, panic guard, timeout, routes (where rate limits, body limits and authentication
 /// sit: see `routes`).
 ///
@@ -136,5 +137,11 @@ pub fn build_app(state: AppState) -> Router {
             REQUEST_TIMEOUT,
         ))
         .service(routed);
-    Router::new().fallback_service(layered)
+    let app = Router::new().fallback_service(layered);
+    // Outermost, so that it counts every answer as sent; off without METRICS_ADDR, when the
+    // request path does not pay for it at all.
+    match config.metrics_addr {
+        Some(_) => app.layer(axum::middleware::from_fn(monitoring::track_request)),
+        None => app,
+    }
 }

@@ -20,7 +20,7 @@ use sellerdesk::auth::{bootstrap_admin, BootstrapAdmin};
 use sellerdesk::background::Background;
 use sellerdesk::config::{AppEnv, Config, LogFormat};
 use sellerdesk::store::{self, StoreOptions};
-use sellerdesk::{build_app, server, AppState};
+use sellerdesk::{build_app, monitoring, server, AppState};
 use tracing_subscriber::EnvFilter;
 
 const USAGE: &str = "usage: sellerdesk [serve | migrate | user ... | help]\n\n\
@@ -137,7 +137,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.app_env == AppEnv::Development {
         tracing::info!("running in development mode");
     }
+    // Before anything records: without the recorder, every metric is a no-op.
+    let metrics = match config.metrics_addr {
+        Some(_) => Some(monitoring::install()?),
+        None => None,
+    };
     let store = store::connect(&store_options(&config)).await?;
+    let metrics = metrics.map(|handle| monitoring::router(handle, store.clone()));
     let state = AppState::new(store.clone(), config);
     match bootstrap_admin(store.as_ref(), &state.config, &state.auth.passwords).await {
         Ok(Some(BootstrapAdmin {
@@ -156,7 +162,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     let config = state.config.clone();
     let background = Background::start(store.clone());
-    server::serve(build_app(state), config).await?;
+    server::serve(build_app(state), metrics, config).await?;
     background.stop();
     // In-flight requests have finished; close the pool so the database sees clean exits.
     store.close().await;

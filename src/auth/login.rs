@@ -47,12 +47,14 @@ pub async fn password_grant(
 ) -> Result<IssuedTokens, AuthError> {
     let Ok(username) = Username::parse(username) else {
         tracing::warn!(client_ip = %client, "login failed: not a valid username");
+        metrics::counter!("login_failures_total").increment(1);
         return Err(AuthError::InvalidCredentials);
     };
     let throttle = &app.auth.throttle;
     if let Err(wait) = throttle.check(&username, client) {
         tracing::warn!(username = username.as_str(), client_ip = %client,
             "login throttled after repeated failures");
+        metrics::counter!("login_failures_total").increment(1);
         return Err(AuthError::Throttled { retry_after: wait });
     }
     let (user, hash) = match app.store.find_login(username.as_str()).await? {
@@ -65,6 +67,7 @@ pub async fn password_grant(
         _ => {
             throttle.failed(&username, client);
             tracing::warn!(username = username.as_str(), client_ip = %client, "login failed");
+            metrics::counter!("login_failures_total").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
     };

@@ -13,7 +13,7 @@ mod secret;
 #[cfg(test)]
 mod tests;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -101,6 +101,9 @@ pub struct Config {
     /// `ADMIN_PASSWORD`: the first admin's password when the user table is empty; it follows
     /// the rules of every password (`NewPassword`), so a short one stops start-up.
     pub admin_password: Option<Secret>,
+    /// `METRICS_ADDR`: an address (`127.0.0.1:9100`) where a listener of its own serves
+    /// Prometheus metrics at `/metrics`; unset (the default), no metrics are kept or served.
+    pub metrics_addr: Option<SocketAddr>,
 }
 
 impl Default for Config {
@@ -130,6 +133,7 @@ impl Default for Config {
             log_format: LogFormat::Pretty,
             cors_origins: Vec::new(),
             admin_password: None,
+            metrics_addr: None,
         }
     }
 }
@@ -249,6 +253,17 @@ impl Config {
                 "must be a number from 1 to 1000000",
             )?
             .unwrap_or(config.max_connections);
+        config.metrics_addr = env.read(
+            "METRICS_ADDR",
+            |value| value.parse::<SocketAddr>().ok().filter(|a| a.port() != 0),
+            "must be an address with a port, such as 127.0.0.1:9100",
+        )?;
+        if config.metrics_addr == Some(config.listen_addr()) {
+            return Err(bad(
+                "METRICS_ADDR",
+                "must differ from HOST:PORT: metrics have a listener of their own",
+            ));
+        }
         config.tls_terminated_upstream = env
             .flag("TLS_TERMINATED_UPSTREAM")?
             .unwrap_or(config.tls_terminated_upstream);

@@ -29,6 +29,7 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.header_read_timeout, Duration::from_secs(20));
     assert_eq!(c.max_connections, 1000);
     assert_eq!(c.public_host, None);
+    assert_eq!(c.metrics_addr, None, "no metrics unless asked for");
 }
 
 #[test]
@@ -168,6 +169,7 @@ fn every_variable_sets_its_own_setting() {
         ("MAX_CONNECTIONS", "20000"),
         ("TLS_TERMINATED_UPSTREAM", "no"),
         ("LOG_FORMAT", "json"),
+        ("METRICS_ADDR", "127.0.0.1:9100"),
         ("SQLITE_SYNCHRONOUS", "full"),
         ("CORS_ORIGINS", "https://a.example, http://b.example:3000"),
         ("ADMIN_PASSWORD", "first-admin-password"),
@@ -194,6 +196,10 @@ fn every_variable_sets_its_own_setting() {
     assert_eq!(c.max_connections, 20_000);
     assert!(!c.tls_terminated_upstream);
     assert_eq!(c.log_format, LogFormat::Json);
+    assert_eq!(
+        c.metrics_addr.map(|a| a.to_string()).as_deref(),
+        Some("127.0.0.1:9100")
+    );
     assert_eq!(c.sqlite_durability, Durability::Full);
     assert_eq!(
         c.cors_origins,
@@ -285,6 +291,26 @@ fn each_problem_says_what_the_value_must_be() {
             "CORS_ORIGINS",
             "app.example.com",
             "must be comma-separated origins, such as https://app.example.com",
+        ),
+        (
+            "METRICS_ADDR",
+            "9100",
+            "must be an address with a port, such as 127.0.0.1:9100",
+        ),
+        (
+            "METRICS_ADDR",
+            "localhost:9100",
+            "must be an address with a port, such as 127.0.0.1:9100",
+        ),
+        (
+            "METRICS_ADDR",
+            "127.0.0.1:0",
+            "must be an address with a port, such as 127.0.0.1:9100",
+        ),
+        (
+            "METRICS_ADDR",
+            "127.0.0.1:8000",
+            "must differ from HOST:PORT: metrics have a listener of their own",
         ),
     ] {
         let err = config(&[(var, value)]).expect_err(&format!("{var}={value} should be refused"));

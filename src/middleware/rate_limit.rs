@@ -56,9 +56,32 @@ pub fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// Which limit refused a request: the `limit` label of `rate_limited_requests_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// `RATE_LIMIT_PER_MINUTE`, over the whole API.
+    Api,
+    /// `LOGIN_RATE_LIMIT_PER_MINUTE`, on the token endpoint.
+    Login,
+}
+
+impl Limit {
+    fn label(self) -> &'static str {
+        match self {
+            Limit::Api => "api",
+            Limit::Login => "login",
+        }
+    }
+}
+
 /// `router` limited to `per_minute` requests per client IP (a burst of `per_minute`, refilled
-/// evenly over the minute); unchanged when `per_minute` is 0.
-pub fn limit<S: Clone + Send + Sync + 'static>(router: Router<S>, per_minute: u32) -> Router<S> {
+/// evenly over the minute); unchanged when `per_minute` is 0. Refusals are counted in
+/// `rate_limited_requests_total{limit}`.
+pub fn limit<S: Clone + Send + Sync + 'static>(
+    router: Router<S>,
+    per_minute: u32,
+    which: Limit,
+) -> Router<S> {
     if per_minute == 0 {
         return router;
     }
@@ -85,12 +108,15 @@ pub fn limit<S: Clone + Send + Sync + 'static>(router: Router<S>, per_minute: u3
             }
         });
     }
-    router.layer(GovernorLayer::new(config).error_handler(too_many_requests))
+    router.layer(
+        GovernorLayer::new(config).error_handler(move |error| too_many_requests(error, which)),
+    )
 }
 
-fn too_many_requests(error: GovernorError) -> axum::http::Response<Body> {
+fn too_many_requests(error: GovernorError, which: Limit) -> axum::http::Response<Body> {
     match error {
         GovernorError::TooManyRequests { wait_time, headers } => {
+            metrics::counter!("rate_limited_requests_total", "limit" => which.label()).increment(1);
             let mut response = ApiError::RateLimited {
                 retry_after: wait_time.max(1),
             }

@@ -15,8 +15,9 @@ use super::{ClientIp, RequestId};
 const SECRET_PARAMS: [&str; 5] = ["token", "password", "secret", "key", "code"];
 
 /// The span of one request: everything the request log line reports but the outcome.
-/// `user_id` is filled in by the authentication layer (`crate::auth::layer`) once it knows the
-/// caller.
+/// `route`, the template of the route that answered (`/api/v1/inventory/{id}`), is filled in
+/// once the router has matched one (`crate::monitoring::mark_route`; absent for an unknown
+/// path); `user_id` by the authentication layer (`crate::auth::layer`) once it knows the caller.
 pub fn request_span(req: &Request) -> tracing::Span {
     let id = req
         .extensions()
@@ -34,6 +35,7 @@ pub fn request_span(req: &Request) -> tracing::Span {
         client_ip = %client,
         method = %req.method(),
         path = %redact_jwts(req.uri().path()),
+        route = tracing::field::Empty,
         query = req.uri().query().map(redact_query),
         user_id = tracing::field::Empty,
     )

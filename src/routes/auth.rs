@@ -34,7 +34,11 @@ pub fn public_router(config: &Config) -> OpenApiRouter<AppState> {
     let (token_router, token_doc) = OpenApiRouter::new()
         .routes(routes!(issue_token))
         .split_for_parts();
-    let token_router = rate_limit::limit(token_router, config.login_rate_limit_per_minute);
+    let token_router = rate_limit::limit(
+        token_router,
+        config.login_rate_limit_per_minute,
+        rate_limit::Limit::Login,
+    );
     OpenApiRouter::with_openapi(token_doc)
         .merge(OpenApiRouter::from(token_router))
         .routes(routes!(revoke_token))

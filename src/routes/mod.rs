@@ -96,5 +96,12 @@ pub fn router(app: &AppState) -> Router<AppState> {
     let limited = api
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(|| async { ApiError::NotFound("no such route") });
-    health.merge(rate_limit::limit(limited, app.config.rate_limit_per_minute))
+    health
+        .merge(rate_limit::limit(
+            limited,
+            app.config.rate_limit_per_minute,
+            rate_limit::Limit::Api,
+        ))
+        // Every route names its template in the request log and the metrics.
+        .layer(axum::middleware::from_fn(crate::monitoring::mark_route))
 }

@@ -1,5 +1,6 @@
 //! Serving the router: plain HTTP or HTTPS (rustls through axum-server), the optional
-//! plain-HTTP listener that redirects to HTTPS (`redirect.rs`), certificate reload on SIGHUP,
+//! plain-HTTP listener that redirects to HTTPS (`redirect.rs`), the optional metrics listener
+//! (`METRICS_ADDR`, plain HTTP, `crate::monitoring::router`), certificate reload on SIGHUP,
 //! and graceful shutdown on SIGTERM/SIGINT for all listeners at once.
 //!
 //! Every listener's connections pass through `connections::Guard`: at most `MAX_CONNECTIONS`
@@ -47,17 +48,34 @@ fn guarded<A>(
     server.map(|inner| Guard::new(inner, slots.clone(), timeout))
 }
 
-/// Serves `app` as `config` says until SIGTERM or SIGINT, then lets in-flight requests finish.
-pub async fn serve(app: Router, config: Arc<Config>) -> anyhow::Result<()> {
+/// Serves `app` as `config` says until SIGTERM or SIGINT, then lets in-flight requests finish;
+/// `metrics` (the metrics router, when `METRICS_ADDR` is set) on its own listener beside it.
+pub async fn serve(
+    app: Router,
+    metrics: Option<Router>,
+    config: Arc<Config>,
+) -> anyhow::Result<()> {
     let addr = config.listen_addr();
     let listener =
         std::net::TcpListener::bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
     listener.set_nonblocking(true)?;
     let handle = Handle::new();
+    // One pool of slots for every listener, the redirect and metrics listeners included.
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    if let (Some(metrics), Some(metrics_addr)) = (metrics, config.metrics_addr) {
+        let bound = std::net::TcpListener::bind(metrics_addr)
+            .with_context(|| format!("cannot listen on {metrics_addr} (METRICS_ADDR)"))?;
+        bound.set_nonblocking(true)?;
+        let server = guarded(axum_server::from_tcp(bound), &config, &slots).handle(handle.clone());
+        tracing::info!(addr = %metrics_addr, "serving metrics at /metrics");
+        tokio::spawn(async move {
+            if let Err(e) = server.serve(metrics.into_make_service()).await {
+                tracing::error!(error = %e, "the metrics listener failed");
+            }
+        });
+    }
     tokio::spawn(shutdown_on_signal(handle.clone()));
     let service = app.into_make_service_with_connect_info::<SocketAddr>();
-    // One pool of slots for every listener, the redirect listener included.
-    let slots = Arc::new(Semaphore::new(config.max_connections));
 
     match &config.tls {
         None => {

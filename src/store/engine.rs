@@ -14,7 +14,7 @@ use super::rows::{
     SalesTargetRow, Text, UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{Listed, Store, StoreError, Synced};
+use super::{Listed, Store, StoreError, StoreGauges, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, IdempotencyKey,
@@ -27,6 +27,12 @@ use crate::domain::{
 
 /// A connection of backend `E`.
 type Conn<E> = <<E as Engine>::DB as Database>::Connection;
+
+/// Connections of `pool` in use and idle, as sqlx counts them now (no I/O).
+pub(super) fn pool_gauges<DB: Database>(pool: &sqlx::Pool<DB>) -> (u32, u32) {
+    let idle = u32::try_from(pool.num_idle()).unwrap_or(u32::MAX);
+    (pool.size().saturating_sub(idle), idle)
+}
 
 /// A database backend: how it runs operations, and its own statements.
 #[async_trait::async_trait]
@@ -84,6 +90,9 @@ pub(super) trait Engine: Send + Sync + 'static {
 
     async fn get_inventory(&self, id: i64) -> Result<Option<Inventory>, StoreError>;
 
+    /// The pool and queue as they are now (see `Store::gauges`).
+    fn gauges(&self) -> StoreGauges;
+
     /// Waits for running statements and closes every connection.
     async fn close(&self);
 }
@@ -121,12 +130,14 @@ where
         FromRow<'r, <E::DB as Database>::Row>,
     usize: sqlx::ColumnIndex<<E::DB as Database>::Row>,
 {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn ping(&self) -> Result<(), StoreError> {
         Engine::ping(self).await
     }
 
     // ---- Sales targets -------------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn upsert_sales_target(
         &self,
         item: &SalesTargetInput,
@@ -154,6 +165,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(items = items.len()))]
     async fn upsert_sales_targets(
         &self,
         items: Vec<SalesTargetInput>,
@@ -161,12 +173,14 @@ where
         Engine::upsert_sales_targets(self, items).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
         Engine::get_sales_target(self, id)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(page = page.page, size = page.size))]
     async fn list_sales_targets(
         &self,
         filter: &SalesTargetFilter,
@@ -200,6 +214,7 @@ where
         .map(Synced::convert)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn delete_sales_target(
         &self,
         id: i64,
@@ -229,6 +244,7 @@ where
 
     // ---- Inventory -----------------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn upsert_inventory(
         &self,
         item: &InventoryInput,
@@ -259,6 +275,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(items = items.len()))]
     async fn upsert_inventories(
         &self,
         items: Vec<InventoryInput>,
@@ -267,12 +284,14 @@ where
         Engine::upsert_inventories(self, items, actor).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
         Engine::get_inventory(self, id)
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(page = page.page, size = page.size))]
     async fn list_inventory(
         &self,
         filter: &InventoryFilter,
@@ -306,6 +325,7 @@ where
         .map(Synced::convert)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn delete_inventory(
         &self,
         id: i64,
@@ -332,6 +352,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn adjust_inventory(
         &self,
         id: i64,
@@ -368,6 +389,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn set_thresholds(
         &self,
         id: i64,
@@ -415,6 +437,7 @@ where
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_low_stock(
         &self,
         filter: &LowStockFilter,
@@ -427,6 +450,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn lookup_inventory(
         &self,
         lookup: &InventoryLookup,
@@ -438,6 +462,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_ledger(
         &self,
         filter: &LedgerFilter,
@@ -450,6 +475,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(inventory_id = inventory_id))]
     async fn has_ledger(&self, inventory_id: i64) -> Result<bool, StoreError> {
         self.read(&inventory_id, |conn, id| {
             Box::pin(Shared::has_ledger(conn, *id))
@@ -457,6 +483,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn check_consistency(
         &self,
         seller: Option<&SellerId>,
@@ -469,6 +496,7 @@ where
 
     // ---- Reservations --------------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_reservation(
         &self,
         new: &NewReservation,
@@ -481,12 +509,14 @@ where
         Ok(Engine::reservation(self, op).await??)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError> {
         self.read(&id, |conn, id| Box::pin(Shared::reservation(conn, *id)))
             .await?
             .ok_or(StoreError::NotFound)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_reservations(
         &self,
         filter: &ReservationFilter,
@@ -499,6 +529,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn release_reservation(
         &self,
         id: i64,
@@ -516,6 +547,7 @@ where
         Ok(Engine::reservation(self, op).await??)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn release_reference(
         &self,
         seller_id: &SellerId,
@@ -535,6 +567,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn commit_reservation(
         &self,
         id: i64,
@@ -553,6 +586,7 @@ where
         Ok(Engine::reservation(self, op).await??)
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
     async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError> {
         // The expiry sweep asks often: look first, and write only when something is due.
         let now = Timestamp::now().naive_utc();
@@ -570,6 +604,7 @@ where
 
     // ---- Users and refresh tokens --------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_user(&self, user: &NewUser, actor: &Actor) -> Result<User, StoreError> {
         self.write((user.clone(), actor.clone()), |conn, (user, actor)| {
             Box::pin(async move {
@@ -583,11 +618,13 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn get_user(&self, id: i64) -> Result<User, StoreError> {
         self.read(&id, |conn, id| Box::pin(Shared::get_user(conn, *id)))
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn find_login(&self, username: &str) -> Result<Option<(User, String)>, StoreError> {
         self.read(&username, |conn, username| {
             Box::pin(Shared::find_login(conn, username))
@@ -595,6 +632,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_users(&self, page: PageRequest) -> Result<Listed<User>, StoreError> {
         self.read(&page, |conn, page| {
             Box::pin(Shared::list_users(conn, *page))
@@ -602,6 +640,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
     async fn update_user(
         &self,
         id: i64,
@@ -621,11 +660,13 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn count_users(&self) -> Result<u64, StoreError> {
         self.read(&(), |conn, ()| Box::pin(Shared::count_users(conn)))
             .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn insert_refresh_token(
         &self,
         user_id: i64,
@@ -637,6 +678,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_refresh_token(
         &self,
         presented_hash: &str,
@@ -652,6 +694,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn revoke_refresh_family(&self, token_hash: &str) -> Result<(), StoreError> {
         self.write(token_hash.to_owned(), |conn, token_hash| {
             Box::pin(Shared::revoke_refresh_family(conn, token_hash))
@@ -659,6 +702,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
     async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError> {
         self.write(limit, |conn, limit| {
             Box::pin(Shared::purge_refresh_tokens(conn, Timestamp::now(), *limit))
@@ -668,6 +712,7 @@ where
 
     // ---- The audit log ----------------------------------------------------------------
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit(&self, entry: &NewAudit, actor: &Actor) -> Result<(), StoreError> {
         self.write((entry.clone(), actor.clone()), |conn, (entry, actor)| {
             Box::pin(Shared::insert_audit(conn, entry, actor, Timestamp::now()))
@@ -675,6 +720,7 @@ where
         .await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn list_audit(
         &self,
         filter: &AuditFilter,
@@ -695,6 +741,14 @@ where
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
         self.read(&(user_id, key), |conn, (user_id, key)| {
             Box::pin(Shared::idempotency_record(conn, *user_id, key))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn count_active_reservations(&self) -> Result<u64, StoreError> {
+        self.read(&(), |conn, ()| {
+            Box::pin(Shared::count_active_reservations(conn))
         })
         .await
     }
@@ -750,6 +804,11 @@ where
         .await
     }
 
+    fn gauges(&self) -> StoreGauges {
+        Engine::gauges(self)
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         Engine::close(self).await;
     }

@@ -390,8 +390,25 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` expired idempotency keys, oldest first; returns how many went.
     async fn purge_idempotency_keys(&self, limit: i64) -> Result<u64, StoreError>;
 
+    /// How many reservations are active now, over the whole database (every instance's).
+    async fn count_active_reservations(&self) -> Result<u64, StoreError>;
+
+    /// The connection pool and write queue as they are now, for metrics: cheap, no I/O.
+    fn gauges(&self) -> StoreGauges;
+
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);
+}
+
+/// A moment's view of a store's connections and queue (see `Store::gauges`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreGauges {
+    /// Pooled connections running a statement or held by a request (SQLite: readers).
+    pub connections_in_use: u32,
+    /// Pooled connections open and waiting for work.
+    pub connections_idle: u32,
+    /// Writes waiting for SQLite's write queue; `None` for MySQL, which has none.
+    pub write_queue_depth: Option<usize>,
 }
 
 /// How to open the database, from the configuration.

@@ -18,7 +18,8 @@ backend_tests!(
     the_openapi_document_lists_every_endpoint_with_its_errors,
     responses_carry_nosniff_and_no_store,
     a_422_lists_at_most_100_problems_and_counts_the_rest,
-    a_query_parameter_given_thousands_of_times_is_reported_within_the_limit
+    a_query_parameter_given_thousands_of_times_is_reported_within_the_limit,
+    the_request_log_names_the_route_template_beside_the_path
 );
 
 async fn an_unknown_route_is_404_in_the_envelope(app: TestApp) {
@@ -374,4 +375,46 @@ async fn percent_encoded_jwts_never_reach_the_request_log() {
         assert!(!line.contains("yJhbGciOiJIUzI1NiJ9"), "{line}");
         assert!(line.contains("***"), "{line}");
     }
+}
+
+async fn the_request_log_names_the_route_template_beside_the_path(app: TestApp) {
+    let row = app
+        .post_ok("/api/v1/inventory", &inventory_body(json!({})))
+        .await;
+    let id = row["id"].as_i64().unwrap();
+    let marker = format!("hunter{:08x}", rand::random::<u32>());
+    let response = app
+        .get(&format!("/api/v1/inventory/{id}?client_secret={marker}"))
+        .await;
+    assert_eq!(response.status, StatusCode::OK, "{}", response.text);
+    let lines = app.log_lines_of(&response);
+    assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
+    for field in [
+        format!("path=/api/v1/inventory/{id}"),
+        "route=/api/v1/inventory/{id}".to_owned(),
+        "query=\"client_secret=***\"".to_owned(),
+        "status=200".to_owned(),
+    ] {
+        assert!(lines[0].contains(&field), "{field} in {}", lines[0]);
+    }
+    assert!(
+        !lines[0].contains(&marker),
+        "the secret is masked: {}",
+        lines[0]
+    );
+
+    // A path no route matches has no template: the line says `path` only, and a token in
+    // the path stays masked.
+    let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIn0.c2lnbmF0dXJl";
+    let unknown = app.get(&format!("/api/v1/nowhere/{jwt}")).await;
+    assert_eq!(unknown.status, StatusCode::NOT_FOUND);
+    let lines = app.log_lines_of(&unknown);
+    assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
+    assert!(
+        lines[0].contains("path=/api/v1/nowhere/***"),
+        "{}",
+        lines[0]
+    );
+    assert!(!lines[0].contains("route="), "{}", lines[0]);
+    assert!(!lines[0].contains(jwt), "{}", lines[0]);
 }

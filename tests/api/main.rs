@@ -18,6 +18,7 @@ mod http;
 mod idempotency;
 mod inventory;
 mod ledger;
+mod metrics;
 mod outage;
 mod protected;
 mod rbac;

@@ -16,9 +16,9 @@ use std::time::{Duration, Instant};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPoolOptions};
 use sqlx::{MySql, MySqlConnection, MySqlPool};
 
-use super::engine::Engine;
+use super::engine::{pool_gauges, Engine};
 use super::sql::{InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{ConnectError, StoreError, StoreOptions};
+use super::{ConnectError, StoreError, StoreGauges, StoreOptions};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
 use error::retry_on_deadlock;
@@ -58,7 +58,10 @@ impl MySqlStore {
 
     /// Runs a write in a transaction of its own, from the start again after a deadlock, or
     /// when it ran longer than `MAX_WRITE_SPAN` (rolled back, not committed: see there). Every
-    /// operation that writes runs here; reads run in `read_transaction`.
+    /// operation that writes runs here; reads run in `read_transaction`. Both log (at `debug`,
+    /// in the request's span) the wait for a pooled connection and `BEGIN` apart from the
+    /// transaction's statements and `COMMIT`: MySQL's split of a slow request, as SQLite's
+    /// write queue logs its queue wait and SQL time.
     async fn transaction<A: Sync, T>(
         &self,
         args: &A,
@@ -66,15 +69,27 @@ impl MySqlStore {
     ) -> Result<T, StoreError> {
         for _ in 0..OVERDUE_ATTEMPTS {
             let attempt = retry_on_deadlock(|| async move {
+                let asked = Instant::now();
                 let mut tx = self.pool.begin().await?;
-                let started = Instant::now();
-                let out = operation(&mut tx, args).await?;
-                if started.elapsed() > MAX_WRITE_SPAN {
-                    tx.rollback().await?;
-                    return Ok(None);
-                }
-                tx.commit().await?;
-                Ok(Some(out))
+                let began = Instant::now();
+                let out = match operation(&mut tx, args).await {
+                    Ok(_) if began.elapsed() > MAX_WRITE_SPAN => {
+                        tx.rollback().await.map(|()| None).map_err(StoreError::from)
+                    }
+                    Ok(out) => tx
+                        .commit()
+                        .await
+                        .map(|()| Some(out))
+                        .map_err(StoreError::from),
+                    Err(e) => Err(e),
+                };
+                tracing::debug!(
+                    pool_wait_ms = millis(began - asked),
+                    sql_ms = millis(began.elapsed()),
+                    ok = out.is_ok(),
+                    "mysql transaction"
+                );
+                out
             })
             .await?;
             match attempt {
@@ -96,13 +111,29 @@ impl MySqlStore {
         operation: Operation<MySqlConnection, A, T>,
     ) -> Result<T, StoreError> {
         retry_on_deadlock(|| async move {
+            let asked = Instant::now();
             let mut tx = self.pool.begin().await?;
-            let out = operation(&mut tx, args).await?;
-            tx.commit().await?;
-            Ok(out)
+            let began = Instant::now();
+            let out = operation(&mut tx, args).await;
+            let out = match out {
+                Ok(out) => tx.commit().await.map(|()| out).map_err(StoreError::from),
+                Err(e) => Err(e),
+            };
+            tracing::debug!(
+                pool_wait_ms = millis(began - asked),
+                sql_ms = millis(began.elapsed()),
+                ok = out.is_ok(),
+                "mysql transaction"
+            );
+            out
         })
         .await
     }
+}
+
+/// `duration` in milliseconds, for a log field.
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 #[async_trait::async_trait]
@@ -188,6 +219,15 @@ impl Engine for MySqlStore {
     async fn get_inventory(&self, id: i64) -> Result<Option<Inventory>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         found(Sql::get::<InventoryTable>(&mut conn, id).await)
+    }
+
+    fn gauges(&self) -> StoreGauges {
+        let (in_use, idle) = pool_gauges(&self.pool);
+        StoreGauges {
+            connections_in_use: in_use,
+            connections_idle: idle,
+            write_queue_depth: None,
+        }
     }
 
     async fn close(&self) {

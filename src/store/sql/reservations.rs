@@ -403,6 +403,16 @@ where
         Ok(found.is_some())
     }
 
+    /// How many reservations are active (holding stock now). An index range scan
+    /// (`ix_reservations_due` starts with `status`), read when metrics are scraped.
+    pub async fn count_active_reservations(conn: &mut DB::Connection) -> Result<u64, StoreError> {
+        let (n,): (i64,) =
+            sqlx::query_as("SELECT COUNT(*) FROM reservations WHERE status = 'active'")
+                .fetch_one(&mut *conn)
+                .await?;
+        Ok(u64::try_from(n).unwrap_or_default())
+    }
+
     /// The items of these reservations, by reservation.
     async fn items_of(
         conn: &mut DB::Connection,

@@ -21,9 +21,9 @@ use std::time::Duration;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 
-use super::engine::Engine;
+use super::engine::{pool_gauges, Engine};
 use super::sql::{InventoryTable, Operation, SalesTargetTable};
-use super::{ConnectError, Durability, StoreError, StoreOptions};
+use super::{ConnectError, Durability, StoreError, StoreGauges, StoreOptions};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput};
 use reads::Reads;
@@ -173,6 +173,16 @@ impl Engine for SqliteStore {
 
     async fn get_inventory(&self, id: i64) -> Result<Option<Inventory>, StoreError> {
         self.inventory.get(id).await
+    }
+
+    /// The readers' pool (the writer's one connection is the queue's), and the queue.
+    fn gauges(&self) -> StoreGauges {
+        let (in_use, idle) = pool_gauges(&self.reader);
+        StoreGauges {
+            connections_in_use: in_use,
+            connections_idle: idle,
+            write_queue_depth: Some(self.writer.queue_depth()),
+        }
     }
 
     async fn close(&self) {

@@ -26,6 +26,11 @@
 //! each in a transaction of its own, so that one bad job fails alone. (A database that cannot
 //! be reached fails every job at once instead.)
 //!
+//! Observability. Each write logs, at `debug`, its wait in the queue (from its submission to
+//! the start of its group) apart from its SQL time (its group's transaction), with the size
+//! of the group (`Writer::submit`); the queue's depth and the group sizes are metrics
+//! (`queue_depth`, `write_group_size`, `write_group_rows`; docs/operations.md).
+//!
 //! Supervision. The task runs under a supervisor. Should it ever panic, the jobs it held are
 //! answered "database unavailable" (503 to the client), `/health` reports the database
 //! unavailable (`is_running`), and the supervisor starts the task again at once on the same
@@ -33,6 +38,7 @@
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
@@ -53,6 +59,32 @@ const MAX_ROWS_PER_GROUP: usize = 256;
 /// Most jobs waiting in the queue before submitters themselves wait (back-pressure).
 const MAX_QUEUED_JOBS: usize = 4096;
 
+/// When a job's group began, how long the group's SQL took and how many jobs it held: sent
+/// back with the answer, so that the submitter can tell its wait in the queue from its SQL.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Timing {
+    began: Instant,
+    sql: Duration,
+    jobs: usize,
+}
+
+impl Timing {
+    /// For a group that began at `began` and has just ended.
+    fn since(began: Instant, jobs: usize) -> Self {
+        Self {
+            began,
+            sql: began.elapsed(),
+            jobs,
+        }
+    }
+}
+
+/// A job's answer, with the timing of its group.
+type Answered<T> = (Result<T, StoreError>, Timing);
+
+/// Where a job's answer goes.
+type Reply<T> = oneshot::Sender<Answered<T>>;
+
 /// The queue of writes, and the task that carries them out.
 pub(super) struct Writer {
     jobs: mpsc::Sender<Job>,
@@ -67,6 +99,11 @@ impl Writer {
             write_loop(pool.clone(), queued)
         });
         Self { jobs, task }
+    }
+
+    /// Jobs submitted and not yet taken by the task (a cheap read of the channel's count).
+    pub(super) fn queue_depth(&self) -> usize {
+        self.jobs.max_capacity() - self.jobs.capacity()
     }
 
     /// False while the task is down (between a panic and its restart).
@@ -124,18 +161,34 @@ impl Writer {
         self.submit(job, answer).await
     }
 
+    /// Queues `job` and waits for its answer; logs (at `debug`, inside the request's span) how
+    /// long it waited for its group and how long the group's SQL took.
     async fn submit<T>(
         &self,
         job: Job,
-        answer: oneshot::Receiver<Result<T, StoreError>>,
+        answer: oneshot::Receiver<Answered<T>>,
     ) -> Result<T, StoreError> {
+        let submitted = Instant::now();
         self.jobs
             .send(job)
             .await
             .map_err(|_| StoreError::Unavailable)?;
         // A closed reply means the task dropped the job without answering: it panicked.
-        answer.await.map_err(|_| StoreError::Unavailable)?
+        let (result, timing) = answer.await.map_err(|_| StoreError::Unavailable)?;
+        tracing::debug!(
+            queue_wait_ms = millis(timing.began.saturating_duration_since(submitted)),
+            sql_ms = millis(timing.sql),
+            group_jobs = timing.jobs,
+            ok = result.is_ok(),
+            "sqlite write"
+        );
+        result
     }
+}
+
+/// `duration` in milliseconds, for a log field.
+fn millis(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1000.0
 }
 
 /// One request's write, waiting for its turn.
@@ -150,7 +203,7 @@ pub(super) enum Job {
 pub(super) struct Reserving {
     op: ReservationOp,
     answer: Option<Answer>,
-    reply: oneshot::Sender<Result<Answer, StoreError>>,
+    reply: Reply<Answer>,
 }
 
 /// The rows of an upsert request, whose they are, and, once written, the stored records.
@@ -158,7 +211,7 @@ pub(super) struct Upserts<T: Upsert> {
     rows: Vec<Encoded<T>>,
     actor: Actor,
     stored: Vec<T::Stored>,
-    reply: oneshot::Sender<Result<Vec<T::Stored>, StoreError>>,
+    reply: Reply<Vec<T::Stored>>,
 }
 
 /// The upsert kinds the queue carries: how their jobs are made and found again.
@@ -202,14 +255,14 @@ pub(super) trait Operate: Send {
         conn: &'a mut SqliteConnection,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
     /// Answers the request: the output if the transaction committed, else the failure.
-    fn finish(self: Box<Self>, committed: Result<(), StoreError>);
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>, timing: Timing);
 }
 
 struct Pending<A, T> {
     args: A,
     operation: Operation<SqliteConnection, A, T>,
     output: Option<T>,
-    reply: oneshot::Sender<Result<T, StoreError>>,
+    reply: Reply<T>,
 }
 
 impl<A: Send + Sync, T: Send> Operate for Pending<A, T> {
@@ -227,9 +280,10 @@ impl<A: Send + Sync, T: Send> Operate for Pending<A, T> {
         })
     }
 
-    fn finish(self: Box<Self>, committed: Result<(), StoreError>) {
+    fn finish(self: Box<Self>, committed: Result<(), StoreError>, timing: Timing) {
         let Pending { output, reply, .. } = *self;
-        let _ = reply.send(committed.and_then(|()| output.ok_or(StoreError::Unavailable)));
+        let answer = committed.and_then(|()| output.ok_or(StoreError::Unavailable));
+        let _ = reply.send((answer, timing));
     }
 }
 
@@ -243,39 +297,50 @@ impl Job {
         }
     }
 
-    /// How much of a group this job takes (see `MAX_ROWS_PER_GROUP`), and its upsert keys.
+    /// How much of a group this job takes (see `MAX_ROWS_PER_GROUP`).
+    fn rows(&self) -> usize {
+        match self {
+            Job::SalesTargets(u) => u.rows.len(),
+            Job::Inventory(u) => u.rows.len(),
+            Job::Reservation(r) => match &r.op {
+                ReservationOp::Reserve { new, .. } => new.items.len().max(1),
+                ReservationOp::End { .. } => 1,
+            },
+            Job::Operation(_) => 1,
+        }
+    }
+
+    /// How much of a group this job takes, and its upsert keys.
     fn rows_and_keys(&self) -> (usize, Vec<u64>) {
         fn keys<T>(rows: &[Encoded<T>]) -> Vec<u64> {
             rows.iter().map(|r| r.key).collect()
         }
-        match self {
-            Job::SalesTargets(u) => (u.rows.len(), keys(&u.rows)),
-            Job::Inventory(u) => (u.rows.len(), keys(&u.rows)),
-            Job::Reservation(r) => match &r.op {
-                ReservationOp::Reserve { new, .. } => (new.items.len().max(1), Vec::new()),
-                ReservationOp::End { .. } => (1, Vec::new()),
-            },
-            Job::Operation(_) => (1, Vec::new()),
-        }
+        let keys = match self {
+            Job::SalesTargets(u) => keys(&u.rows),
+            Job::Inventory(u) => keys(&u.rows),
+            Job::Reservation(_) | Job::Operation(_) => Vec::new(),
+        };
+        (self.rows(), keys)
     }
 
     /// Answers the request once its group's transaction has committed (or failed).
-    fn finish(self, committed: Result<(), StoreError>) {
+    fn finish(self, committed: Result<(), StoreError>, timing: Timing) {
         match self {
-            Job::SalesTargets(u) => u.finish(committed),
-            Job::Inventory(u) => u.finish(committed),
+            Job::SalesTargets(u) => u.finish(committed, timing),
+            Job::Inventory(u) => u.finish(committed, timing),
             Job::Reservation(r) => {
                 let Reserving { answer, reply, .. } = *r;
-                let _ = reply.send(committed.and_then(|()| answer.ok_or(StoreError::Unavailable)));
+                let answer = committed.and_then(|()| answer.ok_or(StoreError::Unavailable));
+                let _ = reply.send((answer, timing));
             }
-            Job::Operation(op) => op.finish(committed),
+            Job::Operation(op) => op.finish(committed, timing),
         }
     }
 }
 
 impl<T: Upsert> Upserts<T> {
-    fn finish(self, committed: Result<(), StoreError>) {
-        let _ = self.reply.send(committed.map(|()| self.stored));
+    fn finish(self, committed: Result<(), StoreError>, timing: Timing) {
+        let _ = self.reply.send((committed.map(|()| self.stored), timing));
     }
 }
 
@@ -314,12 +379,14 @@ async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
         }
         while !pending.is_empty() {
             let group = take_group(&mut pending);
+            let began = Instant::now();
             let mut held = match conn.take() {
                 Some(held) => held,
                 None => match pool.acquire().await {
                     Ok(fresh) => fresh,
                     Err(e) => {
-                        answer_all(group, &StoreError::from(e));
+                        let timing = Timing::since(began, group.len());
+                        answer_all(group, &StoreError::from(e), timing);
                         continue;
                     }
                 },
@@ -361,27 +428,44 @@ fn take_group(pending: &mut VecDeque<Job>) -> Vec<Job> {
 /// Writes `group` in one transaction and answers its jobs; if that fails, writes each job
 /// alone, so that only the one to blame fails. False when the database could not be reached
 /// (the connection is then given back to its pool, which replaces a broken one).
+/// Records the group's size in the metrics (`write_group_size`: jobs, `write_group_rows`:
+/// rows); without a metrics recorder each is one atomic load.
 async fn write_and_answer(conn: &mut SqliteConnection, mut group: Vec<Job>) -> bool {
+    let began = Instant::now();
+    let jobs = group.len();
+    let rows: usize = group.iter().map(Job::rows).sum();
+    metrics::histogram!("write_group_size").record(usize_f64(jobs));
+    metrics::histogram!("write_group_rows").record(usize_f64(rows));
     match write_group(conn, &mut group).await {
-        Ok(()) => group.into_iter().for_each(|job| job.finish(Ok(()))),
+        Ok(()) => {
+            let timing = Timing::since(began, jobs);
+            group.into_iter().for_each(|job| job.finish(Ok(()), timing));
+        }
         Err(e) if matches!(e, StoreError::Unavailable) => {
-            answer_all(group, &e);
+            answer_all(group, &e, Timing::since(began, jobs));
             return false;
         }
-        Err(e) if group.len() == 1 => answer_all(group, &e),
+        Err(e) if group.len() == 1 => answer_all(group, &e, Timing::since(began, jobs)),
         Err(_) => {
             for mut job in group {
                 let outcome = write_group(conn, std::slice::from_mut(&mut job)).await;
-                job.finish(outcome);
+                // The failed group's time counts as this job's SQL too: it was spent on it.
+                job.finish(outcome, Timing::since(began, jobs));
             }
         }
     }
     true
 }
 
-fn answer_all(group: Vec<Job>, e: &StoreError) {
+/// A count as a histogram sample (counts here are far below 2^52, so exact).
+#[allow(clippy::cast_precision_loss)]
+fn usize_f64(n: usize) -> f64 {
+    n as f64
+}
+
+fn answer_all(group: Vec<Job>, e: &StoreError, timing: Timing) {
     for job in group {
-        job.finish(Err(e.duplicate()));
+        job.finish(Err(e.duplicate()), timing);
     }
 }
 

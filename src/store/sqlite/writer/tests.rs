@@ -7,7 +7,7 @@ type Kept = Box<dyn std::any::Any + Send>;
 
 /// An operation job that does nothing.
 fn noop() -> (Job, Kept) {
-    let (reply, answer) = oneshot::channel::<Result<(), StoreError>>();
+    let (reply, answer) = oneshot::channel::<Answered<()>>();
     let job = Job::Operation(Box::new(Pending {
         args: (),
         operation: |_, _| Box::pin(async { Ok(()) }),
@@ -301,4 +301,49 @@ async fn reservations_of_a_failed_group_are_run_again_one_by_one_with_their_own_
             .await
             .unwrap();
     assert_eq!(entries, 2);
+}
+
+/// An operation job that takes `SLOW` inside the transaction, and its answer.
+fn slow() -> (Job, oneshot::Receiver<Answered<()>>) {
+    let (reply, answer) = oneshot::channel();
+    let job = Job::Operation(Box::new(Pending {
+        args: (),
+        operation: |_, _| {
+            Box::pin(async {
+                tokio::time::sleep(SLOW).await;
+                Ok(())
+            })
+        },
+        output: None,
+        reply,
+    }));
+    (job, answer)
+}
+
+const SLOW: Duration = Duration::from_millis(20);
+
+#[tokio::test]
+async fn each_job_learns_when_its_group_began_and_how_long_its_sql_took() {
+    let (_dir, pool) = database().await;
+    let submitted = Instant::now();
+    let (first, first_answer) = slow();
+    let (second, second_answer) = slow();
+    // Queued for a while before the group starts: that is queue wait, not SQL.
+    let waited = Duration::from_millis(30);
+    tokio::time::sleep(waited).await;
+    let mut conn = pool.acquire().await.unwrap();
+    assert!(write_and_answer(&mut conn, vec![first, second]).await);
+    for answer in [first_answer, second_answer] {
+        let (result, timing) = answer.await.unwrap();
+        assert!(result.is_ok(), "{result:?}");
+        assert_eq!(timing.jobs, 2, "both jobs were one group");
+        assert!(
+            timing.began.duration_since(submitted) >= waited,
+            "the wait before the group began: {timing:?}"
+        );
+        assert!(
+            timing.sql >= SLOW * 2,
+            "the group's transaction ran both operations: {timing:?}"
+        );
+    }
 }
