@@ -320,6 +320,18 @@ pub struct ShortItem {
     pub available: i64,
 }
 
+impl ShortItem {
+    /// Item `index` (SKU `seller_sku`) is short by `shortfall`.
+    pub fn new(index: usize, seller_sku: &SellerSku, shortfall: Shortfall) -> Self {
+        Self {
+            index,
+            seller_sku: seller_sku.clone(),
+            requested: shortfall.requested,
+            available: shortfall.available,
+        }
+    }
+}
+
 /// A reservation item whose SKU has no row.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct MissingSku {

@@ -205,12 +205,7 @@ impl<'a> Stockroom<'a> {
         for (index, (item, &row_id)) in new.items.iter().zip(&row_ids).enumerate() {
             match self.rows[&row_id].stock().reserve(item.quantity) {
                 Ok(movement) => movements.push(movement),
-                Err(shortfall) => short.push(ShortItem {
-                    index,
-                    seller_sku: item.seller_sku.clone(),
-                    requested: shortfall.requested,
-                    available: shortfall.available,
-                }),
+                Err(shortfall) => short.push(ShortItem::new(index, &item.seller_sku, shortfall)),
             }
         }
         if !short.is_empty() {
@@ -309,12 +304,7 @@ impl<'a> Stockroom<'a> {
             };
             match movement {
                 Ok(movement) => movements.push((item.inventory_id, movement)),
-                Err(shortfall) => short.push(ShortItem {
-                    index,
-                    seller_sku: item.seller_sku.clone(),
-                    requested: shortfall.requested,
-                    available: shortfall.available,
-                }),
+                Err(shortfall) => short.push(ShortItem::new(index, &item.seller_sku, shortfall)),
             }
         }
         if !short.is_empty() {

@@ -83,12 +83,7 @@ impl MySqlStore {
                         .map_err(StoreError::from),
                     Err(e) => Err(e),
                 };
-                tracing::debug!(
-                    pool_wait_ms = millis(began - asked),
-                    sql_ms = millis(began.elapsed()),
-                    ok = out.is_ok(),
-                    "mysql transaction"
-                );
+                log_timing(asked, began, out.is_ok());
                 out
             })
             .await?;
@@ -119,16 +114,22 @@ impl MySqlStore {
                 Ok(out) => tx.commit().await.map(|()| out).map_err(StoreError::from),
                 Err(e) => Err(e),
             };
-            tracing::debug!(
-                pool_wait_ms = millis(began - asked),
-                sql_ms = millis(began.elapsed()),
-                ok = out.is_ok(),
-                "mysql transaction"
-            );
+            log_timing(asked, began, out.is_ok());
             out
         })
         .await
     }
+}
+
+/// Logs (at `debug`) how long a transaction waited for its connection and `BEGIN` (from
+/// `asked` to `began`) apart from its statements and `COMMIT` (since `began`).
+fn log_timing(asked: Instant, began: Instant, ok: bool) {
+    tracing::debug!(
+        pool_wait_ms = millis(began - asked),
+        sql_ms = millis(began.elapsed()),
+        ok,
+        "mysql transaction"
+    );
 }
 
 /// `duration` in milliseconds, for a log field.
