@@ -6,6 +6,7 @@
 //! missing fields) live in `crate::extract`; storage concerns in `crate::store`.
 
 mod audit;
+mod event;
 mod inventory;
 mod ledger;
 mod money;
@@ -20,6 +21,7 @@ mod timestamp;
 mod user;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter, AuditTarget, NewAudit};
+pub use event::{Event, EventFilter, EventType, NewEvent};
 pub use inventory::{
     Inventory, InventoryFilter, InventoryInput, InventoryKey, InventoryLookup, InventoryView,
     LowStockFilter, UpsertPlan, UpsertWrite, MAX_LOOKUP,

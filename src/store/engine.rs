@@ -6,22 +6,26 @@
 //! SQLite coalesces). Everything else a `Store` does is the SQL of `store/sql/`, run through
 //! those two, so it is written here once instead of once per backend.
 
+use std::sync::Arc;
+
 use chrono::NaiveDateTime;
+use tokio::sync::Notify;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::rows::{
-    AuditRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text,
+    AuditRow, EventRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text,
     UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Store, StoreError, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter,
+    ExternalId, Inventory,
     InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
+    NewAudit, NewEvent, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
     Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
-    Scope, SellerId, StockError, SyncPosition, Thresholds, Timestamp, User, UserPatch,
+    Scope, SellerId, StockError, StockLevel, SyncPosition, Thresholds, Timestamp, User, UserPatch,
 };
 
 /// A connection of backend `E`.
@@ -85,6 +89,17 @@ pub(super) trait Engine: Send + Sync + 'static {
 
     /// Waits for running statements and closes every connection.
     async fn close(&self);
+
+    /// Notified after writes commit (see `Store::event_signal`).
+    fn event_signal(&self) -> &Arc<Notify>;
+}
+
+/// `written`, after telling the event feed's long polls that events may have been written.
+fn announced<E: Engine, T>(engine: &E, written: Result<T, StoreError>) -> Result<T, StoreError> {
+    if written.is_ok() {
+        engine.event_signal().notify_waiters();
+    }
+    written
 }
 
 /// The newest `update_time` a sync page may hold on backend `E` (`None`: no limit).
@@ -113,6 +128,7 @@ where
     for<'r> ReservationItemRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> UserRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> AuditRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> EventRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, Text, Text, i64, i64, i64, i64, i64): FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64):
         FromRow<'r, <E::DB as Database>::Row>,
@@ -128,7 +144,8 @@ where
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        let mut stored = Engine::upsert_sales_targets(self, vec![item.clone()]).await?;
+        let mut stored =
+            announced(self, Engine::upsert_sales_targets(self, vec![item.clone()]).await)?;
         stored.pop().ok_or(StoreError::NotFound)
     }
 
@@ -138,8 +155,9 @@ where
         precondition: &Precondition,
     ) -> Result<SalesTarget, StoreError> {
         let args = (item.clone(), precondition.clone());
-        settled(
-            self.write(args, |conn, (item, precondition)| {
+        announced(
+            self,
+            settled(self.write(args, |conn, (item, precondition)| {
                 Box::pin(Shared::upsert_sales_target_if(
                     conn,
                     item,
@@ -147,7 +165,7 @@ where
                     Timestamp::now(),
                 ))
             })
-            .await,
+            .await),
         )
     }
 
@@ -155,7 +173,7 @@ where
         &self,
         items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        Engine::upsert_sales_targets(self, items).await
+        announced(self, Engine::upsert_sales_targets(self, items).await)
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
@@ -205,8 +223,9 @@ where
         actor: &Actor,
     ) -> Result<SalesTarget, StoreError> {
         let args = (id, scope.clone(), precondition.clone(), actor.clone());
-        settled(
-            self.write(args, |conn, (id, scope, precondition, actor)| {
+        announced(
+            self,
+            settled(self.write(args, |conn, (id, scope, precondition, actor)| {
                 Box::pin(async move {
                     let row: SalesTarget = Shared::lock::<SalesTargetTable>(conn, *id, scope)
                         .await?
@@ -215,12 +234,15 @@ where
                         return Ok(Err(StockError::version_mismatch(Some(row.version))));
                     }
                     Shared::delete::<SalesTargetTable>(conn, *id).await?;
+                    let now = Timestamp::now();
+                    let event = NewEvent::sales_target_deleted(&row);
+                    Shared::insert_events(conn, &[event], now).await?;
                     let audit = NewAudit::sales_target_deleted(&row);
-                    Shared::insert_audit(conn, &audit, actor, Timestamp::now()).await?;
+                    Shared::insert_audit(conn, &audit, actor, now).await?;
                     Ok(Ok(row))
                 })
             })
-            .await,
+            .await),
         )
     }
 
@@ -231,7 +253,8 @@ where
         item: &InventoryInput,
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
-        let mut stored = Engine::upsert_inventories(self, vec![item.clone()], actor).await?;
+        let mut stored =
+            announced(self, Engine::upsert_inventories(self, vec![item.clone()], actor).await)?;
         stored.pop().ok_or(StoreError::NotFound)
     }
 
@@ -242,8 +265,9 @@ where
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
         let args = (item.clone(), precondition.clone(), actor.clone());
-        settled(
-            self.write(args, |conn, (item, precondition, actor)| {
+        announced(
+            self,
+            settled(self.write(args, |conn, (item, precondition, actor)| {
                 Box::pin(Shared::upsert_inventory_if(
                     conn,
                     item,
@@ -252,7 +276,7 @@ where
                     Timestamp::now(),
                 ))
             })
-            .await,
+            .await),
         )
     }
 
@@ -261,7 +285,7 @@ where
         items: Vec<InventoryInput>,
         actor: &Actor,
     ) -> Result<Vec<Inventory>, StoreError> {
-        Engine::upsert_inventories(self, items, actor).await
+        announced(self, Engine::upsert_inventories(self, items, actor).await)
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
@@ -311,21 +335,24 @@ where
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
         let args = (id, scope.clone(), precondition.clone(), actor.clone());
-        settled(
-            self.write(args, |conn, (id, scope, precondition, actor)| {
+        announced(
+            self,
+            settled(self.write(args, |conn, (id, scope, precondition, actor)| {
                 Box::pin(async move {
                     let now = Timestamp::now();
                     let deleted =
                         Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
                             .await?;
                     if let Ok(row) = &deleted {
+                        let event = NewEvent::inventory_deleted(row);
+                        Shared::insert_events(conn, &[event], now).await?;
                         let audit = NewAudit::inventory_deleted(row);
                         Shared::insert_audit(conn, &audit, actor, now).await?;
                     }
                     Ok(deleted)
                 })
             })
-            .await,
+            .await),
         )
     }
 
@@ -344,8 +371,9 @@ where
             precondition.clone(),
             actor.clone(),
         );
-        settled(
-            self.write(
+        announced(
+            self,
+            settled(self.write(
                 args,
                 |conn, (id, scope, adjustment, precondition, actor)| {
                     Box::pin(async move {
@@ -353,7 +381,14 @@ where
                         let adjusted =
                             Shared::adjust(conn, *id, scope, adjustment, precondition, actor, now)
                                 .await?;
-                        if let Ok((_, entry)) = &adjusted {
+                        if let Ok((row, entry)) = &adjusted {
+                            let before = StockLevel::of(
+                                entry.inventory_before - entry.reserved_before,
+                                row.thresholds,
+                            );
+                            let mut events = vec![NewEvent::adjusted(row, entry)];
+                            events.extend(NewEvent::low_warning(before, row));
+                            Shared::insert_events(conn, &events, now).await?;
                             let audit = NewAudit::inventory_adjusted(adjustment, entry);
                             Shared::insert_audit(conn, &audit, actor, now).await?;
                         }
@@ -361,7 +396,7 @@ where
                     })
                 },
             )
-            .await,
+            .await),
         )
     }
 
@@ -380,8 +415,9 @@ where
             precondition.clone(),
             actor.clone(),
         );
-        settled(
-            self.write(
+        announced(
+            self,
+            settled(self.write(
                 args,
                 |conn, (id, scope, thresholds, precondition, actor)| {
                     Box::pin(async move {
@@ -400,6 +436,11 @@ where
                             Err(refused) => return Ok(Err(refused)),
                         };
                         if before != row.thresholds {
+                            let available = row.stock().available();
+                            let level_before = StockLevel::of(available, before);
+                            let mut events = vec![NewEvent::inventory_updated(&row)];
+                            events.extend(NewEvent::low_warning(level_before, &row));
+                            Shared::insert_events(conn, &events, now).await?;
                             let audit =
                                 NewAudit::thresholds_changed(row.id, before, row.thresholds);
                             Shared::insert_audit(conn, &audit, actor, now).await?;
@@ -408,7 +449,7 @@ where
                     })
                 },
             )
-            .await,
+            .await),
         )
     }
 
@@ -475,7 +516,7 @@ where
             new: new.clone(),
             actor: actor.clone(),
         };
-        Ok(Engine::reservation(self, op).await??)
+        Ok(announced(self, Engine::reservation(self, op).await)??)
     }
 
     async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError> {
@@ -510,7 +551,7 @@ where
             precondition: precondition.clone(),
             actor: actor.clone(),
         };
-        Ok(Engine::reservation(self, op).await??)
+        Ok(announced(self, Engine::reservation(self, op).await)??)
     }
 
     async fn release_reference(
@@ -520,16 +561,18 @@ where
         actor: &Actor,
     ) -> Result<Released, StoreError> {
         let args = (seller_id.clone(), reference_id.clone(), actor.clone());
-        self.write(args, |conn, (seller, reference, actor)| {
-            Box::pin(Shared::release_reference(
-                conn,
-                seller,
-                reference,
-                actor,
-                Timestamp::now(),
-            ))
-        })
-        .await
+        let released = self
+            .write(args, |conn, (seller, reference, actor)| {
+                Box::pin(Shared::release_reference(
+                    conn,
+                    seller,
+                    reference,
+                    actor,
+                    Timestamp::now(),
+                ))
+            })
+            .await;
+        announced(self, released)
     }
 
     async fn commit_reservation(
@@ -547,7 +590,7 @@ where
             precondition: precondition.clone(),
             actor: actor.clone(),
         };
-        Ok(Engine::reservation(self, op).await??)
+        Ok(announced(self, Engine::reservation(self, op).await)??)
     }
 
     async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError> {
@@ -559,10 +602,12 @@ where
         {
             return Ok(Released::default());
         }
-        self.write(limit, |conn, limit| {
-            Box::pin(Shared::expire_due(conn, Timestamp::now(), *limit))
-        })
-        .await
+        let expired = self
+            .write(limit, |conn, limit| {
+                Box::pin(Shared::expire_due(conn, Timestamp::now(), *limit))
+            })
+            .await;
+        announced(self, expired)
     }
 
     // ---- Users and refresh tokens --------------------------------------------------------
@@ -681,6 +726,30 @@ where
             Box::pin(Shared::audit_log(conn, filter, *page))
         })
         .await
+    }
+
+    // ---- The event feed -----------------------------------------------------------------
+
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        scope: &Scope,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(&(filter, scope), |conn, (filter, scope)| {
+            Box::pin(Shared::events(conn, filter, scope))
+        })
+        .await
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
+        self.write((before, limit), |conn, (before, limit)| {
+            Box::pin(Shared::purge_events(conn, *before, *limit))
+        })
+        .await
+    }
+
+    fn event_signal(&self) -> Arc<Notify> {
+        Engine::event_signal(self).clone()
     }
 
     async fn close(&self) {

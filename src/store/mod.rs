@@ -28,11 +28,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, Inventory,
-    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter, ExternalId,
+    Inventory,    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
     NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
     Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
-    Scope, SellerId, SyncPosition, Thresholds, User, UserPatch,
+    Scope, SellerId, SyncPosition, Thresholds, Timestamp, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -356,6 +356,22 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` refresh tokens that are expired or revoked, oldest first;
     /// returns how many went. Used tokens of live families stay, for reuse detection.
     async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError>;
+
+    // ---- The event feed -----------------------------------------------------------------
+
+    /// Events after `filter.after` matching `filter` within `scope`, in id order.
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        scope: &Scope,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Deletes up to `limit` of the oldest events that happened before `before`; how many.
+    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError>;
+
+    /// Notified (`notify_waiters`) after every write of this instance that may have written
+    /// events has committed: long polls of the event feed wait on it.
+    fn event_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);

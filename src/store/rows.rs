@@ -5,11 +5,12 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    Asin, AuditAction, AuditEntry, AuditTarget, ExternalId, Inventory, LedgerEntry, LedgerType,
+    Asin, AuditAction, AuditEntry, AuditTarget, Event, EventType, ExternalId, Inventory, LedgerEntry, LedgerType,
     Marketplace, Money, Note, Period, Reservation, ReservationItem, ReservationStatus,
     ReservationType, Role, SalesTarget, SellerId, SellerSku, Thresholds, Timestamp, Units, User,
     Username,
 };
+use crate::store::StoreError;
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
 /// collation (`utf8mb4_bin`, which we use so that keys compare exactly, as on SQLite) as
@@ -308,5 +309,35 @@ impl From<AuditRow> for AuditEntry {
             request_id: r.request_id.map(|t| t.0),
             detail: serde_json::from_str(&r.detail.0).unwrap_or(serde_json::Value::Null),
         }
+    }
+}
+
+/// The columns `EventRow` reads, in a `SELECT` of table `events`.
+pub(super) const EVENT_COLUMNS: &str = "id, event_type, occurred_at, seller_id, data";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: i64,
+    event_type: Text,
+    occurred_at: NaiveDateTime,
+    seller_id: Text,
+    data: Text,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        // Only the service writes these columns, from `EventType` and serialised rows: anything
+        // else is a corrupt row, reported as such.
+        let corrupt = |what: &str| StoreError::codec(format!("event {}: bad {what}", r.id));
+        Ok(Self {
+            id: r.id,
+            event_type: EventType::parse(&r.event_type.0).map_err(|_| corrupt("type"))?,
+            occurred_at: Timestamp::from_naive_utc(r.occurred_at),
+            seller_id: SellerId::parse(&r.seller_id.0).map_err(|_| corrupt("seller_id"))?,
+            data: serde_json::value::RawValue::from_string(r.data.0)
+                .map_err(|_| corrupt("data"))?,
+        })
     }
 }

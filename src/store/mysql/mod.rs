@@ -39,6 +39,8 @@ const OVERDUE_ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
+    /// Notified after writes commit (`Store::event_signal`).
+    events: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl MySqlStore {
@@ -53,7 +55,10 @@ impl MySqlStore {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            events: std::sync::Arc::default(),
+        })
     }
 
     /// Runs a write in a transaction of its own, from the start again after a deadlock, or
@@ -192,6 +197,10 @@ impl Engine for MySqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn event_signal(&self) -> &std::sync::Arc<tokio::sync::Notify> {
+        &self.events
     }
 }
 

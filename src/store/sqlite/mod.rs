@@ -41,6 +41,8 @@ pub struct SqliteStore {
     writer: Writer,
     sales_targets: Reads<SalesTarget>,
     inventory: Reads<Inventory>,
+    /// Notified after writes commit (`Store::event_signal`).
+    events: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -91,6 +93,7 @@ impl SqliteStore {
             inventory: Reads::start::<InventoryTable>(reader.clone()),
             writer_pool,
             reader,
+            events: std::sync::Arc::default(),
         })
     }
 }
@@ -178,6 +181,10 @@ impl Engine for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer_pool.close().await;
+    }
+
+    fn event_signal(&self) -> &std::sync::Arc<tokio::sync::Notify> {
+        &self.events
     }
 }
 

@@ -15,8 +15,10 @@
 //! writes the ledger entries, the changed rows and the new rows, following the rule of
 //! `InventoryInput::plan` (which MySQL runs in Rust; here it is SQL, so that a group costs one
 //! hand-off, not a read, a plan and a write). When those upserts are the group's only write,
-//! the script begins and commits the transaction itself (`Transaction::Yours`): no hand-off is
-//! spent on `BEGIN`/`COMMIT`.
+//! the script begins the transaction itself (`Transaction::Yours`), and the statement that
+//! writes the group's events (`write_events`, the outbox) commits it: no hand-off is spent on a
+//! bare `BEGIN` or `COMMIT`. The events are built in Rust from the rows the script reports, so
+//! their `data` is exactly the JSON the API returns.
 
 use std::fmt::Write;
 
@@ -25,7 +27,8 @@ use sqlx::SqliteConnection;
 
 use super::time::{parse_stored_time, stored_time};
 use crate::domain::{
-    Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Thresholds, Timestamp,
+    Actor, Inventory, InventoryInput, NewEvent, SalesTarget, SalesTargetInput, StockLevel,
+    Thresholds, Timestamp,
 };
 use crate::store::StoreError;
 
@@ -60,7 +63,9 @@ const UPSERT_SALES_TARGETS: &str = "\
 /// 4. a `create` entry for each row inserted here (a row without any entry yet: every other
 ///    row has at least its `create` or opening entry);
 /// 5. reports `[position, id, reserved, warning_threshold, critical_threshold, version,
-///    create_time, update_time]` of each input row; the rest of the row is the input.
+///    create_time, update_time, before]` of each input row (`before`: the units on hand it
+///    had, null for a new row; for its events); the rest of the row is the input. A row
+///    changed here is one whose `update_time` is `?2`.
 ///
 /// A row that already says exactly this is not touched: no entry, no version, no
 /// `update_time`. Only the first statement takes parameters: sqlx numbers the parameters of a
@@ -68,9 +73,12 @@ const UPSERT_SALES_TARGETS: &str = "\
 const UPSERT_INVENTORY: &str = "\
     CREATE TEMP TABLE IF NOT EXISTS upserted (position INTEGER PRIMARY KEY, seller_id TEXT, \
         parent_asin TEXT, child_asin TEXT, seller_sku TEXT, market_place_id TEXT, \
-        inventory INTEGER, operator_id INTEGER, request_id TEXT, at TEXT); \
+        inventory INTEGER, operator_id INTEGER, request_id TEXT, at TEXT, before INTEGER); \
     INSERT INTO temp.upserted SELECT key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
-        value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2 FROM json_each(?1); \
+        value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2, NULL FROM json_each(?1); \
+    UPDATE temp.upserted AS u SET before = t.inventory FROM inventory AS t \
+        WHERE t.seller_id = u.seller_id AND t.market_place_id = u.market_place_id \
+        AND t.seller_sku = u.seller_sku; \
     INSERT INTO inventory_ledger (inventory_id, seller_id, market_place_id, seller_sku, type, \
         quantity_change, reserved_change, inventory_before, inventory_after, reserved_before, \
         reserved_after, operator_id, request_id, create_time) \
@@ -102,19 +110,64 @@ const UPSERT_INVENTORY: &str = "\
         AND NOT EXISTS (SELECT 1 FROM inventory_ledger AS l WHERE l.inventory_id = t.id) \
     ORDER BY u.position; \
     SELECT json_group_array(json_array(u.position, t.id, t.reserved, t.warning_threshold, \
-        t.critical_threshold, t.version, t.create_time, t.update_time)) \
+        t.critical_threshold, t.version, t.create_time, t.update_time, u.before)) \
     FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
         AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku; \
     DELETE FROM temp.upserted";
 
-/// Who opens and closes the transaction an upsert writes in.
+/// Who opens the transaction an upsert writes in. The write queue always commits it, after
+/// the upserts' events (`write_events`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Transaction {
-    /// The write queue has begun it and will commit it.
+    /// The write queue has begun it.
     Open,
-    /// These upserts are the group's only write: if they need a transaction, their first
-    /// statement begins it and their last commits it.
+    /// These upserts are the group's only write: their first statement begins it, and the
+    /// statement that writes their events commits it.
     Yours,
+}
+
+/// Appends every event of `?1`, rows of `[event_type, seller_id, data]` (`data` a JSON value),
+/// in order, as happened at `?2`.
+const INSERT_EVENTS: &str = "\
+    INSERT INTO events (event_type, occurred_at, seller_id, data) \
+    SELECT value ->> 0, ?2, value ->> 1, value -> 2 FROM json_each(?1) WHERE true ORDER BY key";
+
+/// Writes `events` (at `now`) and, if `commit`, commits the transaction, in one hand-off.
+pub(super) async fn write_events(
+    conn: &mut SqliteConnection,
+    events: &[NewEvent],
+    now: Timestamp,
+    commit: bool,
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        if commit {
+            sqlx::query("COMMIT").execute(&mut *conn).await?;
+        }
+        return Ok(());
+    }
+    let mut json = String::with_capacity(events.iter().map(|e| e.data.len() + 64).sum());
+    json.push('[');
+    for (i, event) in events.iter().enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        // Event types and seller ids are plain ASCII tokens: nothing to escape.
+        let _ = write!(
+            json,
+            "[\"{}\",\"{}\",{}]",
+            event.event_type.as_str(),
+            event.seller_id.as_str(),
+            event.data
+        );
+    }
+    json.push(']');
+    let now_text = stored_time(now);
+    sqlx::query(&in_transaction(INSERT_EVENTS, false, commit))
+        .bind(json)
+        .bind(now_text.as_str())
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }
 
 /// `sql` wrapped in `BEGIN IMMEDIATE` (before) and `COMMIT` (after) as `tx` asks.
@@ -139,12 +192,15 @@ pub(super) trait Upsert: Clone + Sized + Send + 'static {
     fn key_hash(&self) -> u64;
 
     /// Writes `rows` (distinct keys; each with the actor whose request it is) at `now`, all or
-    /// none, in the transaction `tx` says, and returns the stored records in input order.
+    /// none, in the transaction `tx` says, and returns the stored records in input order. The
+    /// events of the rows it changed go into `events`, for the caller to write in the same
+    /// transaction.
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
         tx: Transaction,
+        events: &mut Vec<NewEvent>,
     ) -> Result<Vec<Self::Stored>, StoreError>;
 }
 
@@ -230,20 +286,25 @@ impl Upsert for SalesTargetInput {
         hash_of(self.key())
     }
 
-    /// One statement, atomic by itself: no transaction of its own, whatever `tx` says.
+    /// With `Transaction::Yours`, begins the transaction and leaves it open for the events.
+    /// Every write moves the version: each row is a change, with its event.
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
-        _tx: Transaction,
+        tx: Transaction,
+        events: &mut Vec<NewEvent>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
         let now_text = stored_time(now);
         let json = json_array(rows.iter().map(|(row, _)| *row), |_, _| {});
-        let placed: String = sqlx::query_scalar(UPSERT_SALES_TARGETS)
-            .bind(json)
-            .bind(now_text.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+        let yours = tx == Transaction::Yours;
+        let placed: String = first(
+            sqlx::query_scalar(&in_transaction(UPSERT_SALES_TARGETS, yours, false))
+                .bind(json)
+                .bind(now_text.as_str())
+                .fetch_all(&mut *conn)
+                .await?,
+        )?;
         let placed: Vec<(usize, i64, &str, i64)> =
             serde_json::from_str(&placed).map_err(StoreError::codec)?;
         let mut stored: Vec<Option<SalesTarget>> = rows.iter().map(|_| None).collect();
@@ -268,10 +329,12 @@ impl Upsert for SalesTargetInput {
                 });
             }
         }
-        stored
+        let stored: Vec<SalesTarget> = stored
             .into_iter()
             .map(|row| row.ok_or(StoreError::Db(sqlx::Error::RowNotFound)))
-            .collect()
+            .collect::<Result<_, _>>()?;
+        events.extend(stored.iter().map(NewEvent::sales_target_updated));
+        Ok(stored)
     }
 }
 
@@ -286,6 +349,7 @@ struct Written<'a>(
     i64,
     &'a str,
     &'a str,
+    Option<i64>,
 );
 
 impl Upsert for InventoryInput {
@@ -313,6 +377,7 @@ impl Upsert for InventoryInput {
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
         tx: Transaction,
+        events: &mut Vec<NewEvent>,
     ) -> Result<Vec<Inventory>, StoreError> {
         let yours = tx == Transaction::Yours;
         let now_text = stored_time(now);
@@ -326,7 +391,7 @@ impl Upsert for InventoryInput {
             let _ = write!(json, ",{operator},{request}");
         });
         let written: String = first(
-            sqlx::query_scalar(&in_transaction(UPSERT_INVENTORY, yours, yours))
+            sqlx::query_scalar(&in_transaction(UPSERT_INVENTORY, yours, false))
                 .bind(json)
                 .bind(now_text.as_str())
                 .fetch_all(&mut *conn)
@@ -346,7 +411,7 @@ impl Upsert for InventoryInput {
                 continue;
             };
             let input = row.row.clone();
-            *slot = Some(Inventory {
+            let row = Inventory {
                 id: w.1,
                 seller_id: input.seller_id,
                 parent_asin: input.parent_asin,
@@ -362,7 +427,15 @@ impl Upsert for InventoryInput {
                 version: w.5,
                 create_time: time(w.6)?,
                 update_time: time(w.7)?,
-            });
+            };
+            if w.7 == now_text {
+                events.push(NewEvent::inventory_updated(&row));
+                if let Some(before) = w.8 {
+                    let level = StockLevel::of(before - row.reserved, row.thresholds);
+                    events.extend(NewEvent::low_warning(level, &row));
+                }
+            }
+            *slot = Some(row);
         }
         stored
             .into_iter()

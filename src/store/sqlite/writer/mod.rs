@@ -39,9 +39,9 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
 use super::supervisor::{supervise, Liveness};
-use super::upsert::{Encoded, Transaction, Upsert};
+use super::upsert::{write_events, Encoded, Transaction, Upsert};
 use crate::domain::stockroom::{Answer, ReservationOp};
-use crate::domain::{Actor, InventoryInput, SalesTargetInput, Timestamp};
+use crate::domain::{Actor, InventoryInput, NewEvent, SalesTargetInput, Timestamp};
 use crate::store::sql::{BoxFuture, Operation, Shared};
 use crate::store::StoreError;
 
@@ -401,8 +401,7 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(
     let written = if operations || (sales && inventory) {
         write_in_transaction(conn, group, now).await
     } else {
-        write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours).await?;
-        write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours).await
+        write_alone(conn, group, now).await
     };
     if written.is_err() {
         // Nothing to roll back unless a transaction is open; that error says so, harmlessly.
@@ -411,15 +410,32 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(
     written
 }
 
-/// Every job of `group` inside one `BEGIN IMMEDIATE … COMMIT`.
+/// A group of one table's upserts: their script begins the transaction, and the statement
+/// writing their events commits it (two hand-offs in all).
+async fn write_alone(
+    conn: &mut SqliteConnection,
+    group: &mut [Job],
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let mut events = Vec::new();
+    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours, &mut events).await?;
+    write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours, &mut events).await?;
+    write_events(conn, &events, now, true).await
+}
+
+/// Every job of `group` inside one `BEGIN IMMEDIATE … COMMIT`. The upserts' events are
+/// written right after them, before the operations that may change the same rows, so that
+/// event ids follow the order of the changes.
 async fn write_in_transaction(
     conn: &mut SqliteConnection,
     group: &mut [Job],
     now: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Open).await?;
-    write_upserts::<InventoryInput>(conn, group, now, Transaction::Open).await?;
+    let mut events = Vec::new();
+    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Open, &mut events).await?;
+    write_upserts::<InventoryInput>(conn, group, now, Transaction::Open, &mut events).await?;
+    write_events(conn, &events, now, false).await?;
     write_reservations(conn, group, now).await?;
     for job in group.iter_mut() {
         if let Job::Operation(op) = job {
@@ -461,6 +477,7 @@ async fn write_upserts<T: Queued>(
     group: &mut [Job],
     now: Timestamp,
     tx: Transaction,
+    events: &mut Vec<NewEvent>,
 ) -> Result<(), StoreError> {
     let mut jobs: Vec<&mut Upserts<T>> = group.iter_mut().filter_map(T::of).collect();
     if jobs.is_empty() {
@@ -470,7 +487,7 @@ async fn write_upserts<T: Queued>(
         .iter()
         .flat_map(|job| job.rows.iter().map(|row| (row, &job.actor)))
         .collect();
-    let mut stored = T::write(conn, &rows, now, tx).await?.into_iter();
+    let mut stored = T::write(conn, &rows, now, tx, events).await?.into_iter();
     drop(rows);
     for job in &mut jobs {
         job.stored = stored.by_ref().take(job.rows.len()).collect();
