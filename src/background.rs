@@ -1,5 +1,5 @@
-//! Work the service does on its own, beside requests: the reservation expiry sweep and the
-//! refresh-token purge.
+//! Work the service does on its own, beside requests: the reservation expiry sweep, the
+//! refresh-token purge and the event purge.
 //!
 //! A reservation holds its units until `expires_at` and no longer than about a second after:
 //! every `SWEEP_EVERY` each instance expires what has run out (`Store::expire_reservations`,
@@ -11,6 +11,9 @@
 //! that no write holds the database long. Instances sharing a database may purge at once:
 //! deleting a row twice is harmless.
 //!
+//! Every `PURGE_EVERY` too, each instance deletes the events older than
+//! `EVENT_RETENTION_DAYS` (`Store::purge_events`), `PURGE_LIMIT` at a time, oldest first.
+//!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
 //! next round goes on.
 
@@ -20,6 +23,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::domain::Timestamp;
 use crate::store::{Store, StoreError};
 
 /// How often overdue reservations are looked for.
@@ -35,13 +39,23 @@ pub const PURGE_LIMIT: i64 = 1_000;
 pub struct Background {
     sweep: JoinHandle<()>,
     purge: JoinHandle<()>,
+    event_purge: JoinHandle<()>,
 }
 
 impl Background {
-    /// Starts the background tasks on `store`.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the background tasks on `store`; events are kept `event_retention`.
+    pub fn start(store: Arc<dyn Store>, event_retention: Duration) -> Self {
         let sweeping = store.clone();
+        let purging = store.clone();
         Self {
+            event_purge: tokio::spawn(every(PURGE_EVERY, "event purge", move || {
+                let store = purging.clone();
+                async move {
+                    purge_events(store.as_ref(), event_retention)
+                        .await
+                        .map(drop)
+                }
+            })),
             sweep: tokio::spawn(every(SWEEP_EVERY, "reservation expiry", move || {
                 expire_reservations(sweeping.clone())
             })),
@@ -56,6 +70,7 @@ impl Background {
     pub fn stop(&self) {
         self.sweep.abort();
         self.purge.abort();
+        self.event_purge.abort();
     }
 }
 
@@ -94,6 +109,24 @@ pub async fn purge_refresh_tokens(store: &dyn Store) -> Result<u64, StoreError> 
             refresh_tokens = purged,
             "purged expired and revoked refresh tokens"
         );
+    }
+    Ok(purged)
+}
+
+/// One round of the event purge: every event that happened more than `retention` ago,
+/// `PURGE_LIMIT` at a time. Returns how many went.
+pub async fn purge_events(store: &dyn Store, retention: Duration) -> Result<u64, StoreError> {
+    let before = Timestamp::now().minus(retention);
+    let mut purged = 0;
+    loop {
+        let deleted = store.purge_events(before, PURGE_LIMIT).await?;
+        purged += deleted;
+        if deleted < PURGE_LIMIT.unsigned_abs() {
+            break;
+        }
+    }
+    if purged > 0 {
+        tracing::info!(events = purged, "purged events past their retention");
     }
     Ok(purged)
 }

@@ -3,7 +3,8 @@
 //! transaction; `GET /api/v1/events` reads them back as `Event`s.
 //!
 //! `data` is the JSON clients already know: the row as the API returns it (`inventory` or
-//! `sales_target`), and for stock events the `reservation` or the `ledger_entry` too.
+//! `sales_target`), and for stock events the `reservation` or the ledger entry (`transaction`,
+//! as the adjust response names it) too.
 
 use serde::Serialize;
 use serde_json::value::RawValue;
@@ -114,8 +115,9 @@ struct InventoryData<'a> {
     inventory: &'a Inventory,
     #[serde(skip_serializing_if = "Option::is_none")]
     reservation: Option<&'a Reservation>,
+    /// The ledger entry, named as the adjust response and `/transactions` name it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    ledger_entry: Option<&'a LedgerEntry>,
+    transaction: Option<&'a LedgerEntry>,
     #[serde(skip_serializing_if = "Option::is_none")]
     stock_level_before: Option<StockLevel>,
 }
@@ -136,7 +138,7 @@ impl NewEvent {
             &InventoryData {
                 inventory: row,
                 reservation: None,
-                ledger_entry: None,
+                transaction: None,
                 stock_level_before: None,
             },
         )
@@ -159,7 +161,7 @@ impl NewEvent {
             &InventoryData {
                 inventory: row,
                 reservation: Some(reservation),
-                ledger_entry: None,
+                transaction: None,
                 stock_level_before: None,
             },
         )
@@ -172,7 +174,7 @@ impl NewEvent {
             &InventoryData {
                 inventory: row,
                 reservation: None,
-                ledger_entry: Some(entry),
+                transaction: Some(entry),
                 stock_level_before: None,
             },
         )
@@ -186,7 +188,7 @@ impl NewEvent {
                 &InventoryData {
                     inventory: row,
                     reservation: None,
-                    ledger_entry: None,
+                    transaction: None,
                     stock_level_before: Some(before),
                 },
             )
@@ -228,7 +230,7 @@ pub struct Event {
     pub seller_id: SellerId,
     /// The row after the change (the deleted row for deletes), as the API returns it, under
     /// `inventory` or `sales_target`; with `reservation` for reservation events,
-    /// `ledger_entry` for adjustments and `stock_level_before` for low-stock warnings.
+    /// `transaction` (the ledger entry) for adjustments and `stock_level_before` for low-stock warnings.
     #[schema(value_type = Object)]
     pub data: Box<RawValue>,
 }

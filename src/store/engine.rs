@@ -9,23 +9,23 @@
 use std::sync::Arc;
 
 use chrono::NaiveDateTime;
-use tokio::sync::Notify;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use tokio::sync::Notify;
 
 use super::rows::{
-    AuditRow, EventRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow, SalesTargetRow, Text,
-    UserRow,
+    AuditRow, EventRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow,
+    SalesTargetRow, Text, UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Store, StoreError, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter,
-    ExternalId, Inventory,
-    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewEvent, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
-    Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
-    Scope, SellerId, StockError, StockLevel, SyncPosition, Thresholds, Timestamp, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter, ExternalId,
+    Inventory, InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter,
+    LowStockFilter, NewAudit, NewEvent, NewRefreshToken, NewReservation, NewUser, PageRequest,
+    Precondition, Released, Reservation, ReservationFilter, Rotation, SalesTarget,
+    SalesTargetFilter, SalesTargetInput, Scope, SellerId, StockError, StockLevel, SyncPosition,
+    Thresholds, Timestamp, User, UserPatch,
 };
 
 /// A connection of backend `E`.
@@ -144,8 +144,10 @@ where
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        let mut stored =
-            announced(self, Engine::upsert_sales_targets(self, vec![item.clone()]).await)?;
+        let mut stored = announced(
+            self,
+            Engine::upsert_sales_targets(self, vec![item.clone()]).await,
+        )?;
         stored.pop().ok_or(StoreError::NotFound)
     }
 
@@ -157,15 +159,17 @@ where
         let args = (item.clone(), precondition.clone());
         announced(
             self,
-            settled(self.write(args, |conn, (item, precondition)| {
-                Box::pin(Shared::upsert_sales_target_if(
-                    conn,
-                    item,
-                    precondition,
-                    Timestamp::now(),
-                ))
-            })
-            .await),
+            settled(
+                self.write(args, |conn, (item, precondition)| {
+                    Box::pin(Shared::upsert_sales_target_if(
+                        conn,
+                        item,
+                        precondition,
+                        Timestamp::now(),
+                    ))
+                })
+                .await,
+            ),
         )
     }
 
@@ -225,24 +229,26 @@ where
         let args = (id, scope.clone(), precondition.clone(), actor.clone());
         announced(
             self,
-            settled(self.write(args, |conn, (id, scope, precondition, actor)| {
-                Box::pin(async move {
-                    let row: SalesTarget = Shared::lock::<SalesTargetTable>(conn, *id, scope)
-                        .await?
-                        .into();
-                    if !precondition.allows(Some(row.version)) {
-                        return Ok(Err(StockError::version_mismatch(Some(row.version))));
-                    }
-                    Shared::delete::<SalesTargetTable>(conn, *id).await?;
-                    let now = Timestamp::now();
-                    let event = NewEvent::sales_target_deleted(&row);
-                    Shared::insert_events(conn, &[event], now).await?;
-                    let audit = NewAudit::sales_target_deleted(&row);
-                    Shared::insert_audit(conn, &audit, actor, now).await?;
-                    Ok(Ok(row))
+            settled(
+                self.write(args, |conn, (id, scope, precondition, actor)| {
+                    Box::pin(async move {
+                        let row: SalesTarget = Shared::lock::<SalesTargetTable>(conn, *id, scope)
+                            .await?
+                            .into();
+                        if !precondition.allows(Some(row.version)) {
+                            return Ok(Err(StockError::version_mismatch(Some(row.version))));
+                        }
+                        Shared::delete::<SalesTargetTable>(conn, *id).await?;
+                        let now = Timestamp::now();
+                        let event = NewEvent::sales_target_deleted(&row);
+                        Shared::insert_events(conn, &[event], now).await?;
+                        let audit = NewAudit::sales_target_deleted(&row);
+                        Shared::insert_audit(conn, &audit, actor, now).await?;
+                        Ok(Ok(row))
+                    })
                 })
-            })
-            .await),
+                .await,
+            ),
         )
     }
 
@@ -253,8 +259,10 @@ where
         item: &InventoryInput,
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
-        let mut stored =
-            announced(self, Engine::upsert_inventories(self, vec![item.clone()], actor).await)?;
+        let mut stored = announced(
+            self,
+            Engine::upsert_inventories(self, vec![item.clone()], actor).await,
+        )?;
         stored.pop().ok_or(StoreError::NotFound)
     }
 
@@ -267,16 +275,18 @@ where
         let args = (item.clone(), precondition.clone(), actor.clone());
         announced(
             self,
-            settled(self.write(args, |conn, (item, precondition, actor)| {
-                Box::pin(Shared::upsert_inventory_if(
-                    conn,
-                    item,
-                    precondition,
-                    actor,
-                    Timestamp::now(),
-                ))
-            })
-            .await),
+            settled(
+                self.write(args, |conn, (item, precondition, actor)| {
+                    Box::pin(Shared::upsert_inventory_if(
+                        conn,
+                        item,
+                        precondition,
+                        actor,
+                        Timestamp::now(),
+                    ))
+                })
+                .await,
+            ),
         )
     }
 
@@ -337,22 +347,24 @@ where
         let args = (id, scope.clone(), precondition.clone(), actor.clone());
         announced(
             self,
-            settled(self.write(args, |conn, (id, scope, precondition, actor)| {
-                Box::pin(async move {
-                    let now = Timestamp::now();
-                    let deleted =
-                        Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
-                            .await?;
-                    if let Ok(row) = &deleted {
-                        let event = NewEvent::inventory_deleted(row);
-                        Shared::insert_events(conn, &[event], now).await?;
-                        let audit = NewAudit::inventory_deleted(row);
-                        Shared::insert_audit(conn, &audit, actor, now).await?;
-                    }
-                    Ok(deleted)
+            settled(
+                self.write(args, |conn, (id, scope, precondition, actor)| {
+                    Box::pin(async move {
+                        let now = Timestamp::now();
+                        let deleted =
+                            Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
+                                .await?;
+                        if let Ok(row) = &deleted {
+                            let event = NewEvent::inventory_deleted(row);
+                            Shared::insert_events(conn, &[event], now).await?;
+                            let audit = NewAudit::inventory_deleted(row);
+                            Shared::insert_audit(conn, &audit, actor, now).await?;
+                        }
+                        Ok(deleted)
+                    })
                 })
-            })
-            .await),
+                .await,
+            ),
         )
     }
 
@@ -373,30 +385,39 @@ where
         );
         announced(
             self,
-            settled(self.write(
-                args,
-                |conn, (id, scope, adjustment, precondition, actor)| {
-                    Box::pin(async move {
-                        let now = Timestamp::now();
-                        let adjusted =
-                            Shared::adjust(conn, *id, scope, adjustment, precondition, actor, now)
-                                .await?;
-                        if let Ok((row, entry)) = &adjusted {
-                            let before = StockLevel::of(
-                                entry.inventory_before - entry.reserved_before,
-                                row.thresholds,
-                            );
-                            let mut events = vec![NewEvent::adjusted(row, entry)];
-                            events.extend(NewEvent::low_warning(before, row));
-                            Shared::insert_events(conn, &events, now).await?;
-                            let audit = NewAudit::inventory_adjusted(adjustment, entry);
-                            Shared::insert_audit(conn, &audit, actor, now).await?;
-                        }
-                        Ok(adjusted)
-                    })
-                },
-            )
-            .await),
+            settled(
+                self.write(
+                    args,
+                    |conn, (id, scope, adjustment, precondition, actor)| {
+                        Box::pin(async move {
+                            let now = Timestamp::now();
+                            let adjusted = Shared::adjust(
+                                conn,
+                                *id,
+                                scope,
+                                adjustment,
+                                precondition,
+                                actor,
+                                now,
+                            )
+                            .await?;
+                            if let Ok((row, entry)) = &adjusted {
+                                let before = StockLevel::of(
+                                    entry.inventory_before - entry.reserved_before,
+                                    row.thresholds,
+                                );
+                                let mut events = vec![NewEvent::adjusted(row, entry)];
+                                events.extend(NewEvent::low_warning(before, row));
+                                Shared::insert_events(conn, &events, now).await?;
+                                let audit = NewAudit::inventory_adjusted(adjustment, entry);
+                                Shared::insert_audit(conn, &audit, actor, now).await?;
+                            }
+                            Ok(adjusted)
+                        })
+                    },
+                )
+                .await,
+            ),
         )
     }
 
@@ -417,39 +438,41 @@ where
         );
         announced(
             self,
-            settled(self.write(
-                args,
-                |conn, (id, scope, thresholds, precondition, actor)| {
-                    Box::pin(async move {
-                        let now = Timestamp::now();
-                        let set = Shared::set_thresholds(
-                            conn,
-                            *id,
-                            scope,
-                            *thresholds,
-                            precondition,
-                            now,
-                        )
-                        .await?;
-                        let (before, row) = match set {
-                            Ok(set) => set,
-                            Err(refused) => return Ok(Err(refused)),
-                        };
-                        if before != row.thresholds {
-                            let available = row.stock().available();
-                            let level_before = StockLevel::of(available, before);
-                            let mut events = vec![NewEvent::inventory_updated(&row)];
-                            events.extend(NewEvent::low_warning(level_before, &row));
-                            Shared::insert_events(conn, &events, now).await?;
-                            let audit =
-                                NewAudit::thresholds_changed(row.id, before, row.thresholds);
-                            Shared::insert_audit(conn, &audit, actor, now).await?;
-                        }
-                        Ok(Ok(row))
-                    })
-                },
-            )
-            .await),
+            settled(
+                self.write(
+                    args,
+                    |conn, (id, scope, thresholds, precondition, actor)| {
+                        Box::pin(async move {
+                            let now = Timestamp::now();
+                            let set = Shared::set_thresholds(
+                                conn,
+                                *id,
+                                scope,
+                                *thresholds,
+                                precondition,
+                                now,
+                            )
+                            .await?;
+                            let (before, row) = match set {
+                                Ok(set) => set,
+                                Err(refused) => return Ok(Err(refused)),
+                            };
+                            if before != row.thresholds {
+                                let available = row.stock().available();
+                                let level_before = StockLevel::of(available, before);
+                                let mut events = vec![NewEvent::inventory_updated(&row)];
+                                events.extend(NewEvent::low_warning(level_before, &row));
+                                Shared::insert_events(conn, &events, now).await?;
+                                let audit =
+                                    NewAudit::thresholds_changed(row.id, before, row.thresholds);
+                                Shared::insert_audit(conn, &audit, actor, now).await?;
+                            }
+                            Ok(Ok(row))
+                        })
+                    },
+                )
+                .await,
+            ),
         )
     }
 

@@ -29,10 +29,10 @@ use std::time::Duration;
 
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter, ExternalId,
-    Inventory,    InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter, LowStockFilter,
-    NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released,
-    Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput,
-    Scope, SellerId, SyncPosition, Thresholds, Timestamp, User, UserPatch,
+    Inventory, InventoryFilter, InventoryInput, InventoryLookup, LedgerEntry, LedgerFilter,
+    LowStockFilter, NewAudit, NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition,
+    Released, Reservation, ReservationFilter, Rotation, SalesTarget, SalesTargetFilter,
+    SalesTargetInput, Scope, SellerId, SyncPosition, Thresholds, Timestamp, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};

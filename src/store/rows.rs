@@ -5,10 +5,10 @@
 use chrono::NaiveDateTime;
 
 use crate::domain::{
-    Asin, AuditAction, AuditEntry, AuditTarget, Event, EventType, ExternalId, Inventory, LedgerEntry, LedgerType,
-    Marketplace, Money, Note, Period, Reservation, ReservationItem, ReservationStatus,
-    ReservationType, Role, SalesTarget, SellerId, SellerSku, Thresholds, Timestamp, Units, User,
-    Username,
+    Asin, AuditAction, AuditEntry, AuditTarget, Event, EventType, ExternalId, Inventory,
+    LedgerEntry, LedgerType, Marketplace, Money, Note, Period, Reservation, ReservationItem,
+    ReservationStatus, ReservationType, Role, SalesTarget, SellerId, SellerSku, Thresholds,
+    Timestamp, Units, User, Username,
 };
 use crate::store::StoreError;
 

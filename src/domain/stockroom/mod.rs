@@ -17,9 +17,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{
-    Actor, EntryNotes, EventType, ExternalId, Inventory, LedgerType, NewEvent, StockLevel, Marketplace, MissingSku, NewEntry,
-    NewReservation, Precondition, Reservation, ReservationItem, ReservationStatus, Scope, SellerId,
-    SellerSku, ShortItem, Stock, StockError, Timestamp, Units,
+    Actor, EntryNotes, EventType, ExternalId, Inventory, LedgerType, Marketplace, MissingSku,
+    NewEntry, NewEvent, NewReservation, Precondition, Reservation, ReservationItem,
+    ReservationStatus, Scope, SellerId, SellerSku, ShortItem, Stock, StockError, StockLevel,
+    Timestamp, Units,
 };
 
 /// One operation on reservations, with everything it needs.

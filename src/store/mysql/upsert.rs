@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
 use crate::domain::{
-    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, NewEvent, SalesTarget, SalesTargetInput,
-    Timestamp, UpsertWrite,
+    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, NewEvent, SalesTarget,
+    SalesTargetInput, Timestamp, UpsertWrite,
 };
 use crate::store::rows::{InventoryRow, SalesTargetRow, INVENTORY_COLUMNS, SALES_TARGET_COLUMNS};
 use crate::store::sql::Shared;

@@ -77,7 +77,10 @@ where
         let mut values = vec![Value::Int(filter.after)];
         let mut sql = format!("SELECT {EVENT_COLUMNS} FROM events WHERE id > ?");
         if !filter.types.is_empty() {
-            sql.push_str(&format!(" AND event_type IN ({})", marks(filter.types.len())));
+            sql.push_str(&format!(
+                " AND event_type IN ({})",
+                marks(filter.types.len())
+            ));
             values.extend(filter.types.iter().map(|t| Value::Text(t.as_str())));
         }
         if let Some(seller) = &filter.seller_id {
