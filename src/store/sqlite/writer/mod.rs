@@ -7,8 +7,9 @@
 //! most of the cost of a write (bench/RESULTS.md). So requests queue here in arrival order, and
 //! the task writes each group with as few hand-offs as it can: the upserts of one table in the
 //! group become one multi-row statement (`upsert.rs`), and one transaction covers the whole
-//! group (begun and committed by the upserts' own statements when they are the group's only
-//! write). With one request in flight a group is just that request; under load one
+//! group (begun by the upserts' own script and committed by the statement writing their events
+//! when they are the group's only write). Every change's events (the outbox) are written in
+//! the group's transaction. With one request in flight a group is just that request; under load one
 //! transaction serves many.
 //!
 //! Jobs. A job is a request's write: the rows of an upsert (single or batch), an operation on
@@ -387,9 +388,9 @@ fn answer_all(group: Vec<Job>, e: &StoreError) {
 
 /// The group's transaction: its upserts, table by table, then its reservation operations
 /// together, then its other operations in arrival order.
-/// When one table's upserts are the whole group, their statements begin and commit it
-/// themselves (`Transaction::Yours`): `BEGIN` and `COMMIT` of their own would be two more
-/// hand-offs to the connection's thread per group. The transaction is begun and ended with
+/// When one table's upserts are the whole group, their script begins it and the statement
+/// writing their events commits it (`Transaction::Yours`, `write_alone`): `BEGIN` and `COMMIT`
+/// of their own would be two more hand-offs to the connection's thread per group. The transaction is begun and ended with
 /// plain statements, so a failure anywhere rolls it back here.
 async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(), StoreError> {
     let now = Timestamp::now();
