@@ -90,16 +90,8 @@ pub(super) trait Engine: Send + Sync + 'static {
     /// Waits for running statements and closes every connection.
     async fn close(&self);
 
-    /// Notified after writes commit (see `Store::event_signal`).
+    /// Notified after every write transaction commits (see `Store::event_signal`).
     fn event_signal(&self) -> &Arc<Notify>;
-}
-
-/// `written`, after telling the event feed's long polls that events may have been written.
-fn announced<E: Engine, T>(engine: &E, written: Result<T, StoreError>) -> Result<T, StoreError> {
-    if written.is_ok() {
-        engine.event_signal().notify_waiters();
-    }
-    written
 }
 
 /// The newest `update_time` a sync page may hold on backend `E` (`None`: no limit).
@@ -144,10 +136,7 @@ where
         &self,
         item: &SalesTargetInput,
     ) -> Result<SalesTarget, StoreError> {
-        let mut stored = announced(
-            self,
-            Engine::upsert_sales_targets(self, vec![item.clone()]).await,
-        )?;
+        let mut stored = Engine::upsert_sales_targets(self, vec![item.clone()]).await?;
         stored.pop().ok_or(StoreError::NotFound)
     }
 
@@ -157,19 +146,16 @@ where
         precondition: &Precondition,
     ) -> Result<SalesTarget, StoreError> {
         let args = (item.clone(), precondition.clone());
-        announced(
-            self,
-            settled(
-                self.write(args, |conn, (item, precondition)| {
-                    Box::pin(Shared::upsert_sales_target_if(
-                        conn,
-                        item,
-                        precondition,
-                        Timestamp::now(),
-                    ))
-                })
-                .await,
-            ),
+        settled(
+            self.write(args, |conn, (item, precondition)| {
+                Box::pin(Shared::upsert_sales_target_if(
+                    conn,
+                    item,
+                    precondition,
+                    Timestamp::now(),
+                ))
+            })
+            .await,
         )
     }
 
@@ -177,7 +163,7 @@ where
         &self,
         items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        announced(self, Engine::upsert_sales_targets(self, items).await)
+        Engine::upsert_sales_targets(self, items).await
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<SalesTarget, StoreError> {
@@ -227,28 +213,25 @@ where
         actor: &Actor,
     ) -> Result<SalesTarget, StoreError> {
         let args = (id, scope.clone(), precondition.clone(), actor.clone());
-        announced(
-            self,
-            settled(
-                self.write(args, |conn, (id, scope, precondition, actor)| {
-                    Box::pin(async move {
-                        let row: SalesTarget = Shared::lock::<SalesTargetTable>(conn, *id, scope)
-                            .await?
-                            .into();
-                        if !precondition.allows(Some(row.version)) {
-                            return Ok(Err(StockError::version_mismatch(Some(row.version))));
-                        }
-                        Shared::delete::<SalesTargetTable>(conn, *id).await?;
-                        let now = Timestamp::now();
-                        let event = NewEvent::sales_target_deleted(&row);
-                        Shared::insert_events(conn, &[event], now).await?;
-                        let audit = NewAudit::sales_target_deleted(&row);
-                        Shared::insert_audit(conn, &audit, actor, now).await?;
-                        Ok(Ok(row))
-                    })
+        settled(
+            self.write(args, |conn, (id, scope, precondition, actor)| {
+                Box::pin(async move {
+                    let row: SalesTarget = Shared::lock::<SalesTargetTable>(conn, *id, scope)
+                        .await?
+                        .into();
+                    if !precondition.allows(Some(row.version)) {
+                        return Ok(Err(StockError::version_mismatch(Some(row.version))));
+                    }
+                    Shared::delete::<SalesTargetTable>(conn, *id).await?;
+                    let now = Timestamp::now();
+                    let event = NewEvent::sales_target_deleted(&row);
+                    Shared::insert_events(conn, &[event], now).await?;
+                    let audit = NewAudit::sales_target_deleted(&row);
+                    Shared::insert_audit(conn, &audit, actor, now).await?;
+                    Ok(Ok(row))
                 })
-                .await,
-            ),
+            })
+            .await,
         )
     }
 
@@ -259,10 +242,7 @@ where
         item: &InventoryInput,
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
-        let mut stored = announced(
-            self,
-            Engine::upsert_inventories(self, vec![item.clone()], actor).await,
-        )?;
+        let mut stored = Engine::upsert_inventories(self, vec![item.clone()], actor).await?;
         stored.pop().ok_or(StoreError::NotFound)
     }
 
@@ -273,20 +253,17 @@ where
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
         let args = (item.clone(), precondition.clone(), actor.clone());
-        announced(
-            self,
-            settled(
-                self.write(args, |conn, (item, precondition, actor)| {
-                    Box::pin(Shared::upsert_inventory_if(
-                        conn,
-                        item,
-                        precondition,
-                        actor,
-                        Timestamp::now(),
-                    ))
-                })
-                .await,
-            ),
+        settled(
+            self.write(args, |conn, (item, precondition, actor)| {
+                Box::pin(Shared::upsert_inventory_if(
+                    conn,
+                    item,
+                    precondition,
+                    actor,
+                    Timestamp::now(),
+                ))
+            })
+            .await,
         )
     }
 
@@ -295,7 +272,7 @@ where
         items: Vec<InventoryInput>,
         actor: &Actor,
     ) -> Result<Vec<Inventory>, StoreError> {
-        announced(self, Engine::upsert_inventories(self, items, actor).await)
+        Engine::upsert_inventories(self, items, actor).await
     }
 
     async fn get_inventory(&self, id: i64) -> Result<Inventory, StoreError> {
@@ -345,26 +322,23 @@ where
         actor: &Actor,
     ) -> Result<Inventory, StoreError> {
         let args = (id, scope.clone(), precondition.clone(), actor.clone());
-        announced(
-            self,
-            settled(
-                self.write(args, |conn, (id, scope, precondition, actor)| {
-                    Box::pin(async move {
-                        let now = Timestamp::now();
-                        let deleted =
-                            Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
-                                .await?;
-                        if let Ok(row) = &deleted {
-                            let event = NewEvent::inventory_deleted(row);
-                            Shared::insert_events(conn, &[event], now).await?;
-                            let audit = NewAudit::inventory_deleted(row);
-                            Shared::insert_audit(conn, &audit, actor, now).await?;
-                        }
-                        Ok(deleted)
-                    })
+        settled(
+            self.write(args, |conn, (id, scope, precondition, actor)| {
+                Box::pin(async move {
+                    let now = Timestamp::now();
+                    let deleted =
+                        Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
+                            .await?;
+                    if let Ok(row) = &deleted {
+                        let event = NewEvent::inventory_deleted(row);
+                        Shared::insert_events(conn, &[event], now).await?;
+                        let audit = NewAudit::inventory_deleted(row);
+                        Shared::insert_audit(conn, &audit, actor, now).await?;
+                    }
+                    Ok(deleted)
                 })
-                .await,
-            ),
+            })
+            .await,
         )
     }
 
@@ -383,41 +357,31 @@ where
             precondition.clone(),
             actor.clone(),
         );
-        announced(
-            self,
-            settled(
-                self.write(
-                    args,
-                    |conn, (id, scope, adjustment, precondition, actor)| {
-                        Box::pin(async move {
-                            let now = Timestamp::now();
-                            let adjusted = Shared::adjust(
-                                conn,
-                                *id,
-                                scope,
-                                adjustment,
-                                precondition,
-                                actor,
-                                now,
-                            )
-                            .await?;
-                            if let Ok((row, entry)) = &adjusted {
-                                let before = StockLevel::of(
-                                    entry.inventory_before - entry.reserved_before,
-                                    row.thresholds,
-                                );
-                                let mut events = vec![NewEvent::adjusted(row, entry)];
-                                events.extend(NewEvent::low_warning(before, row));
-                                Shared::insert_events(conn, &events, now).await?;
-                                let audit = NewAudit::inventory_adjusted(adjustment, entry);
-                                Shared::insert_audit(conn, &audit, actor, now).await?;
-                            }
-                            Ok(adjusted)
-                        })
-                    },
-                )
-                .await,
-            ),
+        settled(
+            self.write(
+                args,
+                |conn, (id, scope, adjustment, precondition, actor)| {
+                    Box::pin(async move {
+                        let now = Timestamp::now();
+                        let adjusted =
+                            Shared::adjust(conn, *id, scope, adjustment, precondition, actor, now)
+                                .await?;
+                        if let Ok((row, entry)) = &adjusted {
+                            let before = StockLevel::of(
+                                entry.inventory_before - entry.reserved_before,
+                                row.thresholds,
+                            );
+                            let mut events = vec![NewEvent::adjusted(row, entry)];
+                            events.extend(NewEvent::low_warning(before, row));
+                            Shared::insert_events(conn, &events, now).await?;
+                            let audit = NewAudit::inventory_adjusted(adjustment, entry);
+                            Shared::insert_audit(conn, &audit, actor, now).await?;
+                        }
+                        Ok(adjusted)
+                    })
+                },
+            )
+            .await,
         )
     }
 
@@ -436,43 +400,40 @@ where
             precondition.clone(),
             actor.clone(),
         );
-        announced(
-            self,
-            settled(
-                self.write(
-                    args,
-                    |conn, (id, scope, thresholds, precondition, actor)| {
-                        Box::pin(async move {
-                            let now = Timestamp::now();
-                            let set = Shared::set_thresholds(
-                                conn,
-                                *id,
-                                scope,
-                                *thresholds,
-                                precondition,
-                                now,
-                            )
-                            .await?;
-                            let (before, row) = match set {
-                                Ok(set) => set,
-                                Err(refused) => return Ok(Err(refused)),
-                            };
-                            if before != row.thresholds {
-                                let available = row.stock().available();
-                                let level_before = StockLevel::of(available, before);
-                                let mut events = vec![NewEvent::inventory_updated(&row)];
-                                events.extend(NewEvent::low_warning(level_before, &row));
-                                Shared::insert_events(conn, &events, now).await?;
-                                let audit =
-                                    NewAudit::thresholds_changed(row.id, before, row.thresholds);
-                                Shared::insert_audit(conn, &audit, actor, now).await?;
-                            }
-                            Ok(Ok(row))
-                        })
-                    },
-                )
-                .await,
-            ),
+        settled(
+            self.write(
+                args,
+                |conn, (id, scope, thresholds, precondition, actor)| {
+                    Box::pin(async move {
+                        let now = Timestamp::now();
+                        let set = Shared::set_thresholds(
+                            conn,
+                            *id,
+                            scope,
+                            *thresholds,
+                            precondition,
+                            now,
+                        )
+                        .await?;
+                        let (before, row) = match set {
+                            Ok(set) => set,
+                            Err(refused) => return Ok(Err(refused)),
+                        };
+                        if before != row.thresholds {
+                            let available = row.stock().available();
+                            let level_before = StockLevel::of(available, before);
+                            let mut events = vec![NewEvent::inventory_updated(&row)];
+                            events.extend(NewEvent::low_warning(level_before, &row));
+                            Shared::insert_events(conn, &events, now).await?;
+                            let audit =
+                                NewAudit::thresholds_changed(row.id, before, row.thresholds);
+                            Shared::insert_audit(conn, &audit, actor, now).await?;
+                        }
+                        Ok(Ok(row))
+                    })
+                },
+            )
+            .await,
         )
     }
 
@@ -539,7 +500,7 @@ where
             new: new.clone(),
             actor: actor.clone(),
         };
-        Ok(announced(self, Engine::reservation(self, op).await)??)
+        Ok(Engine::reservation(self, op).await??)
     }
 
     async fn get_reservation(&self, id: i64) -> Result<Reservation, StoreError> {
@@ -574,7 +535,7 @@ where
             precondition: precondition.clone(),
             actor: actor.clone(),
         };
-        Ok(announced(self, Engine::reservation(self, op).await)??)
+        Ok(Engine::reservation(self, op).await??)
     }
 
     async fn release_reference(
@@ -584,18 +545,16 @@ where
         actor: &Actor,
     ) -> Result<Released, StoreError> {
         let args = (seller_id.clone(), reference_id.clone(), actor.clone());
-        let released = self
-            .write(args, |conn, (seller, reference, actor)| {
-                Box::pin(Shared::release_reference(
-                    conn,
-                    seller,
-                    reference,
-                    actor,
-                    Timestamp::now(),
-                ))
-            })
-            .await;
-        announced(self, released)
+        self.write(args, |conn, (seller, reference, actor)| {
+            Box::pin(Shared::release_reference(
+                conn,
+                seller,
+                reference,
+                actor,
+                Timestamp::now(),
+            ))
+        })
+        .await
     }
 
     async fn commit_reservation(
@@ -613,7 +572,7 @@ where
             precondition: precondition.clone(),
             actor: actor.clone(),
         };
-        Ok(announced(self, Engine::reservation(self, op).await)??)
+        Ok(Engine::reservation(self, op).await??)
     }
 
     async fn expire_reservations(&self, limit: i64) -> Result<Released, StoreError> {
@@ -625,12 +584,10 @@ where
         {
             return Ok(Released::default());
         }
-        let expired = self
-            .write(limit, |conn, limit| {
-                Box::pin(Shared::expire_due(conn, Timestamp::now(), *limit))
-            })
-            .await;
-        announced(self, expired)
+        self.write(limit, |conn, limit| {
+            Box::pin(Shared::expire_due(conn, Timestamp::now(), *limit))
+        })
+        .await
     }
 
     // ---- Users and refresh tokens --------------------------------------------------------

@@ -369,8 +369,8 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes up to `limit` of the oldest events that happened before `before`; how many.
     async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError>;
 
-    /// Notified (`notify_waiters`) after every write of this instance that may have written
-    /// events has committed: long polls of the event feed wait on it.
+    /// Notified (`notify_waiters`) after every write transaction of this instance commits
+    /// (SQLite: after each write-queue group): long polls of the event feed wait on it.
     fn event_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).

@@ -83,7 +83,11 @@ impl MySqlStore {
             })
             .await?;
             match attempt {
-                Some(out) => return Ok(out),
+                Some(out) => {
+                    // Committed: the event feed's long polls look again.
+                    self.events.notify_waiters();
+                    return Ok(out);
+                }
                 None => tracing::warn!(
                     limit_ms = MAX_WRITE_SPAN.as_millis() as u64,
                     "a write ran too long to commit with its times; running it again"

@@ -87,13 +87,14 @@ impl SqliteStore {
                 .connect_with(connect)
                 .await?
         };
+        let events = std::sync::Arc::default();
         Ok(Self {
-            writer: Writer::start(writer_pool.clone()),
+            writer: Writer::start(writer_pool.clone(), std::sync::Arc::clone(&events)),
             sales_targets: Reads::start::<SalesTargetTable>(reader.clone()),
             inventory: Reads::start::<InventoryTable>(reader.clone()),
             writer_pool,
             reader,
-            events: std::sync::Arc::default(),
+            events,
         })
     }
 }

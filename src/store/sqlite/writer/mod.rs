@@ -37,7 +37,7 @@ use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use super::supervisor::{supervise, Liveness};
 use super::upsert::{write_events, Encoded, Transaction, Upsert};
@@ -62,10 +62,11 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the task (under its supervisor) on `pool`, a pool of the one writer connection.
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    /// `written` is notified after each group (`Store::event_signal`).
+    pub(super) fn start(pool: SqlitePool, written: Arc<Notify>) -> Self {
         let (jobs, queued) = mpsc::channel(MAX_QUEUED_JOBS);
         let task = supervise("sqlite writer", queued, move |queued| {
-            write_loop(pool.clone(), queued)
+            write_loop(pool.clone(), queued, written.clone())
         });
         Self { jobs, task }
     }
@@ -286,7 +287,11 @@ impl<T: Upsert> Upserts<T> {
 /// task of its own), and given back whenever the queue runs dry, so that closing the pool at
 /// shutdown (and reading an in-memory database, which shares it) never waits on an idle
 /// writer.
-async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn write_loop(
+    pool: SqlitePool,
+    queued: Arc<Mutex<mpsc::Receiver<Job>>>,
+    written: Arc<Notify>,
+) {
     // A task that panicked may have left its transaction open on the connection.
     if let Ok(mut conn) = pool.acquire().await {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -328,6 +333,8 @@ async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
             if write_and_answer(&mut held, group).await {
                 conn = Some(held);
             }
+            // The event feed's long polls look again (a failed group wakes them for nothing).
+            written.notify_waiters();
         }
     }
 }
