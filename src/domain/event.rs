@@ -249,3 +249,45 @@ impl EventFilter {
     pub const DEFAULT_LIMIT: u32 = 100;
     pub const MAX_LIMIT: u32 = 1000;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_type_reads_back_from_its_name_and_nothing_else_does() {
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Ok(t));
+            let serialised = serde_json::to_value(t).unwrap();
+            assert_eq!(serialised, t.as_str());
+        }
+        for bad in [
+            "",
+            "inventory",
+            "inventory.stock",
+            "Inventory.updated",
+            "sales_target",
+        ] {
+            assert_eq!(EventType::parse(bad), Err(EventType::RULE), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_list_of_types_is_comma_separated_without_repeats_and_every_name_must_be_known() {
+        assert_eq!(
+            EventType::parse_list("inventory.updated, inventory.deleted,inventory.updated"),
+            Ok(vec![
+                EventType::InventoryUpdated,
+                EventType::InventoryDeleted
+            ])
+        );
+        assert_eq!(
+            EventType::parse_list("inventory.updated,"),
+            Err(EventType::RULE)
+        );
+        assert_eq!(
+            EventType::parse_list("inventory.updated,nope"),
+            Err(EventType::RULE)
+        );
+    }
+}
