@@ -301,14 +301,21 @@ async fn a_batch_or_a_reservation_of_several_rows_writes_one_event_per_changed_r
 
     // Sales targets: every write of a target is a change.
     let after = last_id(&app).await;
-    let targets: Vec<Value> = ["2026-10", "2026-11"]
+    let targets: Vec<Value> = [("2026-10", json!(100)), ("2026-11", json!(0.07))]
         .iter()
-        .map(|period| sales_body(json!({"period": period})))
+        .map(|(period, amount)| sales_body(json!({"period": period, "sales_target": amount})))
         .collect();
-    app.post_ok(&format!("{SALES}/batch"), &json!({"items": targets}))
+    let stored = app
+        .post_ok(&format!("{SALES}/batch"), &json!({"items": targets}))
         .await;
     let events = events_after(&app, after).await;
     assert_eq!(types(&events), ["sales_target.updated"; 2]);
+    // `data` is the target exactly as the API answered it (whole and fractional amounts).
+    let answered = stored["items"].as_array().or(stored.as_array()).unwrap();
+    assert_eq!(answered.len(), 2, "{stored}");
+    for (event, target) in events.iter().zip(answered) {
+        assert_eq!(&event["data"]["sales_target"], target);
+    }
 
     // A reservation of three SKUs: three events, each with its row and the reservation.
     let after = last_id(&app).await;

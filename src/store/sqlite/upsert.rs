@@ -34,8 +34,11 @@ use crate::store::StoreError;
 
 /// Creates or updates every sales target in `?1`, rows of
 /// `[seller_id, parent_asin, market_place_id, period, sales_target_cents]`; `?2` is the time of
-/// the write. Then reports `[position, id, create_time, version]` of each input row. Every
-/// write moves `update_time` and the version.
+/// the write. Every write moves `update_time` and the version, so each row is a change: its
+/// `sales_target.updated` event is written here too, `data` built in SQL exactly as
+/// `SalesTarget` serialises (times as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the amount as a number of
+/// units), so that the group stays one hand-off. Then reports `[position, id, create_time,
+/// version]` of each input row.
 const UPSERT_SALES_TARGETS: &str = "\
     INSERT INTO sales_targets \
         (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
@@ -44,6 +47,19 @@ const UPSERT_SALES_TARGETS: &str = "\
     ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
         sales_target_cents = excluded.sales_target_cents, \
         update_time = excluded.update_time, version = version + 1; \
+    INSERT INTO events (event_type, occurred_at, seller_id, data) \
+    SELECT 'sales_target.updated', ?2, t.seller_id, json_object('sales_target', json_object( \
+        'id', t.id, 'seller_id', t.seller_id, 'parent_asin', t.parent_asin, \
+        'market_place_id', t.market_place_id, 'period', t.period, \
+        'sales_target', t.sales_target_cents / 100.0, 'version', t.version, \
+        'create_time', substr(t.create_time, 1, 10) || 'T' || substr(t.create_time, 12, 8) \
+            || '.' || substr(substr(t.create_time, 21) || '000000', 1, 6) || 'Z', \
+        'update_time', substr(t.update_time, 1, 10) || 'T' || substr(t.update_time, 12, 8) \
+            || '.' || substr(substr(t.update_time, 21) || '000000', 1, 6) || 'Z')) \
+    FROM json_each(?1) AS j JOIN sales_targets AS t \
+        ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
+        AND t.market_place_id = j.value ->> 2 AND t.period = j.value ->> 3 \
+    ORDER BY j.key; \
     SELECT json_group_array(json_array(j.key, t.id, t.create_time, t.version)) \
     FROM json_each(?1) AS j JOIN sales_targets AS t \
         ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
@@ -115,14 +131,14 @@ const UPSERT_INVENTORY: &str = "\
         AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku; \
     DELETE FROM temp.upserted";
 
-/// Who opens the transaction an upsert writes in. The write queue always commits it, after
-/// the upserts' events (`write_events`).
+/// Who opens and closes the transaction an upsert writes in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Transaction {
-    /// The write queue has begun it.
+    /// The write queue has begun it and will commit it.
     Open,
-    /// These upserts are the group's only write: their first statement begins it, and the
-    /// statement that writes their events commits it.
+    /// These upserts are the group's only write: their first statement begins it; their last
+    /// commits it if they write their events themselves (`Upsert::COMMITS_ITSELF`), else the
+    /// statement that writes their events (`write_events`) does.
     Yours,
 }
 
@@ -190,6 +206,10 @@ pub(super) trait Upsert: Clone + Sized + Send + 'static {
 
     /// A hash of the row's key, so that the write queue can keep one key out of a group twice.
     fn key_hash(&self) -> u64;
+
+    /// Whether its statements write its events themselves, so that with `Transaction::Yours`
+    /// they commit too (else the queue commits with the events `write` returned).
+    const COMMITS_ITSELF: bool = false;
 
     /// Writes `rows` (distinct keys; each with the actor whose request it is) at `now`, all or
     /// none, in the transaction `tx` says, and returns the stored records in input order. The
@@ -286,20 +306,22 @@ impl Upsert for SalesTargetInput {
         hash_of(self.key())
     }
 
-    /// With `Transaction::Yours`, begins the transaction and leaves it open for the events.
-    /// Every write moves the version: each row is a change, with its event.
+    /// Writes its events itself (`UPSERT_SALES_TARGETS`), so with `Transaction::Yours` it
+    /// begins and commits the transaction in its one hand-off.
+    const COMMITS_ITSELF: bool = true;
+
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
         tx: Transaction,
-        events: &mut Vec<NewEvent>,
+        _events: &mut Vec<NewEvent>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
         let now_text = stored_time(now);
         let json = json_array(rows.iter().map(|(row, _)| *row), |_, _| {});
         let yours = tx == Transaction::Yours;
         let placed: String = first(
-            sqlx::query_scalar(&in_transaction(UPSERT_SALES_TARGETS, yours, false))
+            sqlx::query_scalar(&in_transaction(UPSERT_SALES_TARGETS, yours, yours))
                 .bind(json)
                 .bind(now_text.as_str())
                 .fetch_all(&mut *conn)
@@ -329,12 +351,10 @@ impl Upsert for SalesTargetInput {
                 });
             }
         }
-        let stored: Vec<SalesTarget> = stored
+        stored
             .into_iter()
             .map(|row| row.ok_or(StoreError::Db(sqlx::Error::RowNotFound)))
-            .collect::<Result<_, _>>()?;
-        events.extend(stored.iter().map(NewEvent::sales_target_updated));
-        Ok(stored)
+            .collect()
     }
 }
 

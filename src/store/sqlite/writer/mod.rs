@@ -418,16 +418,23 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(
     written
 }
 
-/// A group of one table's upserts: their script begins the transaction, and the statement
-/// writing their events commits it (two hand-offs in all).
+/// A group of one table's upserts: their script begins the transaction; it commits it too
+/// when it writes its events itself (sales targets: one hand-off), else the statement writing
+/// the events it returned does (inventory: two hand-offs).
 async fn write_alone(
     conn: &mut SqliteConnection,
     group: &mut [Job],
     now: Timestamp,
 ) -> Result<(), StoreError> {
     let mut events = Vec::new();
-    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours, &mut events).await?;
-    write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours, &mut events).await?;
+    let committed =
+        write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours, &mut events)
+            .await?
+            || write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours, &mut events)
+                .await?;
+    if committed {
+        return Ok(());
+    }
     write_events(conn, &events, now, true).await
 }
 
@@ -480,16 +487,17 @@ async fn write_reservations(
 }
 
 /// The upserts of kind `T` in `group`, written together; each job keeps its stored records.
+/// True when their statements committed the transaction (see `Upsert::COMMITS_ITSELF`).
 async fn write_upserts<T: Queued>(
     conn: &mut SqliteConnection,
     group: &mut [Job],
     now: Timestamp,
     tx: Transaction,
     events: &mut Vec<NewEvent>,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let mut jobs: Vec<&mut Upserts<T>> = group.iter_mut().filter_map(T::of).collect();
     if jobs.is_empty() {
-        return Ok(());
+        return Ok(false);
     }
     let rows: Vec<(&Encoded<T>, &Actor)> = jobs
         .iter()
@@ -500,7 +508,7 @@ async fn write_upserts<T: Queued>(
     for job in &mut jobs {
         job.stored = stored.by_ref().take(job.rows.len()).collect();
     }
-    Ok(())
+    Ok(T::COMMITS_ITSELF && tx == Transaction::Yours)
 }
 
 #[cfg(test)]
