@@ -14,11 +14,11 @@
 //! carry stock, a version and a ledger: their upsert is one script (`UPSERT_INVENTORY`) that
 //! writes the ledger entries, the changed rows and the new rows, following the rule of
 //! `InventoryInput::plan` (which MySQL runs in Rust; here it is SQL, so that a group costs one
-//! hand-off, not a read, a plan and a write). When those upserts are the group's only write,
-//! the script begins the transaction itself (`Transaction::Yours`), and the statement that
-//! writes the group's events (`write_events`, the outbox) commits it: no hand-off is spent on a
-//! bare `BEGIN` or `COMMIT`. The events are built in Rust from the rows the script reports, so
-//! their `data` is exactly the JSON the API returns.
+//! hand-off, not a read, a plan and a write). Each script also writes the events of the rows it
+//! changed (the outbox, docs/api.md "Event feed"), their `data` built in SQL exactly as the API
+//! serialises the row. When those upserts are the group's only write, the script begins and
+//! commits the transaction itself (`Transaction::Yours`): no hand-off is spent on
+//! `BEGIN`/`COMMIT`.
 
 use std::fmt::Write;
 
@@ -27,8 +27,7 @@ use sqlx::SqliteConnection;
 
 use super::time::{parse_stored_time, stored_time};
 use crate::domain::{
-    Actor, Inventory, InventoryInput, NewEvent, SalesTarget, SalesTargetInput, StockLevel,
-    Thresholds, Timestamp,
+    Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Thresholds, Timestamp,
 };
 use crate::store::StoreError;
 
@@ -78,10 +77,14 @@ const UPSERT_SALES_TARGETS: &str = "\
 /// 3. each key without a row is inserted (version 1, nothing reserved);
 /// 4. a `create` entry for each row inserted here (a row without any entry yet: every other
 ///    row has at least its `create` or opening entry);
-/// 5. reports `[position, id, reserved, warning_threshold, critical_threshold, version,
-///    create_time, update_time, before]` of each input row (`before`: the units on hand it
-///    had, null for a new row; for its events); the rest of the row is the input. A row
-///    changed here is one whose `update_time` is `?2`.
+/// 5. the events of each row created or changed here (its `update_time` is now `?2`):
+///    `inventory.updated`, and `inventory.stock.low_warning` when its stock level is worse than
+///    with the units it had before (`before`, read first; null for a new row, which never
+///    warns). `data` is built in SQL exactly as `InventoryView` serialises (times as
+///    `YYYY-MM-DDTHH:MM:SS.ffffffZ`), so that the group stays one hand-off; the tests compare it
+///    with the API's answers;
+/// 6. reports `[position, id, reserved, warning_threshold, critical_threshold, version,
+///    create_time, update_time]` of each input row; the rest of the row is the input.
 ///
 /// A row that already says exactly this is not touched: no entry, no version, no
 /// `update_time`. Only the first statement takes parameters: sqlx numbers the parameters of a
@@ -125,8 +128,38 @@ const UPSERT_INVENTORY: &str = "\
     WHERE t.version = 1 AND t.create_time = u.at \
         AND NOT EXISTS (SELECT 1 FROM inventory_ledger AS l WHERE l.inventory_id = t.id) \
     ORDER BY u.position; \
+    WITH changed AS (SELECT u.position, u.at, t.seller_id, json_object('id', t.id, \
+        'seller_id', t.seller_id, 'parent_asin', t.parent_asin, 'child_asin', t.child_asin, \
+        'seller_sku', t.seller_sku, 'market_place_id', t.market_place_id, \
+        'inventory', t.inventory, 'reserved', t.reserved, 'available', t.inventory - t.reserved, \
+        'warning_threshold', t.warning_threshold, 'critical_threshold', t.critical_threshold, \
+        'stock_level', CASE WHEN t.inventory - t.reserved <= 0 THEN 'out_of_stock' WHEN t.inventory - t.reserved <= t.critical_threshold \
+            THEN 'critical' WHEN t.inventory - t.reserved <= t.warning_threshold THEN 'warning' ELSE 'ok' END, \
+        'version', t.version, \
+        'create_time', substr(t.create_time, 1, 10) || 'T' || substr(t.create_time, 12, 8) || '.' \
+            || substr(substr(t.create_time, 21) || '000000', 1, 6) || 'Z', \
+        'update_time', substr(t.update_time, 1, 10) || 'T' || substr(t.update_time, 12, 8) || '.' \
+            || substr(substr(t.update_time, 21) || '000000', 1, 6) || 'Z') AS row, \
+        CASE WHEN t.inventory - t.reserved <= 0 THEN 3 WHEN t.inventory - t.reserved <= t.critical_threshold THEN 2 \
+            WHEN t.inventory - t.reserved <= t.warning_threshold THEN 1 ELSE 0 END AS after, \
+        CASE WHEN u.before IS NOT NULL THEN CASE WHEN u.before - t.reserved <= 0 THEN 3 WHEN u.before - t.reserved <= t.critical_threshold THEN 2 \
+            WHEN u.before - t.reserved <= t.warning_threshold THEN 1 ELSE 0 END END AS before \
+        FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
+            AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku \
+        WHERE t.update_time = u.at) \
+    INSERT INTO events (event_type, occurred_at, seller_id, data) \
+    SELECT event_type, at, seller_id, data FROM ( \
+        SELECT position, 0 AS n, 'inventory.updated' AS event_type, at, seller_id, \
+            json_object('inventory', json(row)) AS data FROM changed \
+        UNION ALL \
+        SELECT position, 1, 'inventory.stock.low_warning', at, seller_id, \
+            json_object('inventory', json(row), 'stock_level_before', \
+                CASE before WHEN 0 THEN 'ok' WHEN 1 THEN 'warning' WHEN 2 THEN 'critical' \
+                ELSE 'out_of_stock' END) \
+            FROM changed WHERE before IS NOT NULL AND after > before) \
+    ORDER BY position, n; \
     SELECT json_group_array(json_array(u.position, t.id, t.reserved, t.warning_threshold, \
-        t.critical_threshold, t.version, t.create_time, t.update_time, u.before)) \
+        t.critical_threshold, t.version, t.create_time, t.update_time)) \
     FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
         AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku; \
     DELETE FROM temp.upserted";
@@ -136,54 +169,9 @@ const UPSERT_INVENTORY: &str = "\
 pub(super) enum Transaction {
     /// The write queue has begun it and will commit it.
     Open,
-    /// These upserts are the group's only write: their first statement begins it; their last
-    /// commits it if they write their events themselves (`Upsert::COMMITS_ITSELF`), else the
-    /// statement that writes their events (`write_events`) does.
+    /// These upserts are the group's only write: their first statement begins it and their
+    /// last commits it.
     Yours,
-}
-
-/// Appends every event of `?1`, rows of `[event_type, seller_id, data]` (`data` a JSON value),
-/// in order, as happened at `?2`.
-const INSERT_EVENTS: &str = "\
-    INSERT INTO events (event_type, occurred_at, seller_id, data) \
-    SELECT value ->> 0, ?2, value ->> 1, value -> 2 FROM json_each(?1) WHERE true ORDER BY key";
-
-/// Writes `events` (at `now`) and, if `commit`, commits the transaction, in one hand-off.
-pub(super) async fn write_events(
-    conn: &mut SqliteConnection,
-    events: &[NewEvent],
-    now: Timestamp,
-    commit: bool,
-) -> Result<(), StoreError> {
-    if events.is_empty() {
-        if commit {
-            sqlx::query("COMMIT").execute(&mut *conn).await?;
-        }
-        return Ok(());
-    }
-    let mut json = String::with_capacity(events.iter().map(|e| e.data.len() + 64).sum());
-    json.push('[');
-    for (i, event) in events.iter().enumerate() {
-        if i > 0 {
-            json.push(',');
-        }
-        // Event types and seller ids are plain ASCII tokens: nothing to escape.
-        let _ = write!(
-            json,
-            "[\"{}\",\"{}\",{}]",
-            event.event_type.as_str(),
-            event.seller_id.as_str(),
-            event.data
-        );
-    }
-    json.push(']');
-    let now_text = stored_time(now);
-    sqlx::query(&in_transaction(INSERT_EVENTS, false, commit))
-        .bind(json)
-        .bind(now_text.as_str())
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
 }
 
 /// `sql` wrapped in `BEGIN IMMEDIATE` (before) and `COMMIT` (after) as `tx` asks.
@@ -207,20 +195,14 @@ pub(super) trait Upsert: Clone + Sized + Send + 'static {
     /// A hash of the row's key, so that the write queue can keep one key out of a group twice.
     fn key_hash(&self) -> u64;
 
-    /// Whether its statements write its events themselves, so that with `Transaction::Yours`
-    /// they commit too (else the queue commits with the events `write` returned).
-    const COMMITS_ITSELF: bool = false;
-
-    /// Writes `rows` (distinct keys; each with the actor whose request it is) at `now`, all or
-    /// none, in the transaction `tx` says, and returns the stored records in input order. The
-    /// events of the rows it changed go into `events`, for the caller to write in the same
-    /// transaction.
+    /// Writes `rows` (distinct keys; each with the actor whose request it is) at `now`, with
+    /// the events of the rows it changes (the outbox), all or none, in the transaction `tx`
+    /// says, and returns the stored records in input order.
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
         tx: Transaction,
-        events: &mut Vec<NewEvent>,
     ) -> Result<Vec<Self::Stored>, StoreError>;
 }
 
@@ -306,16 +288,13 @@ impl Upsert for SalesTargetInput {
         hash_of(self.key())
     }
 
-    /// Writes its events itself (`UPSERT_SALES_TARGETS`), so with `Transaction::Yours` it
-    /// begins and commits the transaction in its one hand-off.
-    const COMMITS_ITSELF: bool = true;
-
+    /// With `Transaction::Yours`, begins and commits the transaction itself: the upsert and
+    /// its events are two writes.
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
         tx: Transaction,
-        _events: &mut Vec<NewEvent>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
         let now_text = stored_time(now);
         let json = json_array(rows.iter().map(|(row, _)| *row), |_, _| {});
@@ -369,7 +348,6 @@ struct Written<'a>(
     i64,
     &'a str,
     &'a str,
-    Option<i64>,
 );
 
 impl Upsert for InventoryInput {
@@ -397,7 +375,6 @@ impl Upsert for InventoryInput {
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
         tx: Transaction,
-        events: &mut Vec<NewEvent>,
     ) -> Result<Vec<Inventory>, StoreError> {
         let yours = tx == Transaction::Yours;
         let now_text = stored_time(now);
@@ -411,7 +388,7 @@ impl Upsert for InventoryInput {
             let _ = write!(json, ",{operator},{request}");
         });
         let written: String = first(
-            sqlx::query_scalar(&in_transaction(UPSERT_INVENTORY, yours, false))
+            sqlx::query_scalar(&in_transaction(UPSERT_INVENTORY, yours, yours))
                 .bind(json)
                 .bind(now_text.as_str())
                 .fetch_all(&mut *conn)
@@ -431,7 +408,7 @@ impl Upsert for InventoryInput {
                 continue;
             };
             let input = row.row.clone();
-            let row = Inventory {
+            *slot = Some(Inventory {
                 id: w.1,
                 seller_id: input.seller_id,
                 parent_asin: input.parent_asin,
@@ -447,15 +424,7 @@ impl Upsert for InventoryInput {
                 version: w.5,
                 create_time: time(w.6)?,
                 update_time: time(w.7)?,
-            };
-            if w.7 == now_text {
-                events.push(NewEvent::inventory_updated(&row));
-                if let Some(before) = w.8 {
-                    let level = StockLevel::of(before - row.reserved, row.thresholds);
-                    events.extend(NewEvent::low_warning(level, &row));
-                }
-            }
-            *slot = Some(row);
+            });
         }
         stored
             .into_iter()

@@ -7,9 +7,9 @@
 //! most of the cost of a write (bench/RESULTS.md). So requests queue here in arrival order, and
 //! the task writes each group with as few hand-offs as it can: the upserts of one table in the
 //! group become one multi-row statement (`upsert.rs`), and one transaction covers the whole
-//! group (begun by the upserts' own script and committed by the statement writing their events
-//! when they are the group's only write). Every change's events (the outbox) are written in
-//! the group's transaction. With one request in flight a group is just that request; under load one
+//! group (begun and committed by the upserts' own statements when they are the group's only
+//! write). Every change writes its events (the outbox) in the group's transaction: the
+//! upserts' scripts their own, reservation runs and other operations theirs. With one request in flight a group is just that request; under load one
 //! transaction serves many.
 //!
 //! Jobs. A job is a request's write: the rows of an upsert (single or batch), an operation on
@@ -40,9 +40,9 @@ use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use super::supervisor::{supervise, Liveness};
-use super::upsert::{write_events, Encoded, Transaction, Upsert};
+use super::upsert::{Encoded, Transaction, Upsert};
 use crate::domain::stockroom::{Answer, ReservationOp};
-use crate::domain::{Actor, InventoryInput, NewEvent, SalesTargetInput, Timestamp};
+use crate::domain::{Actor, InventoryInput, SalesTargetInput, Timestamp};
 use crate::store::sql::{BoxFuture, Operation, Shared};
 use crate::store::StoreError;
 
@@ -395,9 +395,9 @@ fn answer_all(group: Vec<Job>, e: &StoreError) {
 
 /// The group's transaction: its upserts, table by table, then its reservation operations
 /// together, then its other operations in arrival order.
-/// When one table's upserts are the whole group, their script begins it and the statement
-/// writing their events commits it (`Transaction::Yours`, `write_alone`): `BEGIN` and `COMMIT`
-/// of their own would be two more hand-offs to the connection's thread per group. The transaction is begun and ended with
+/// When one table's upserts are the whole group, their statements begin and commit it
+/// themselves (`Transaction::Yours`): `BEGIN` and `COMMIT` of their own would be two more
+/// hand-offs to the connection's thread per group. The transaction is begun and ended with
 /// plain statements, so a failure anywhere rolls it back here.
 async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(), StoreError> {
     let now = Timestamp::now();
@@ -409,7 +409,8 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(
     let written = if operations || (sales && inventory) {
         write_in_transaction(conn, group, now).await
     } else {
-        write_alone(conn, group, now).await
+        write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours).await?;
+        write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours).await
     };
     if written.is_err() {
         // Nothing to roll back unless a transaction is open; that error says so, harmlessly.
@@ -418,39 +419,15 @@ async fn write_group(conn: &mut SqliteConnection, group: &mut [Job]) -> Result<(
     written
 }
 
-/// A group of one table's upserts: their script begins the transaction; it commits it too
-/// when it writes its events itself (sales targets: one hand-off), else the statement writing
-/// the events it returned does (inventory: two hand-offs).
-async fn write_alone(
-    conn: &mut SqliteConnection,
-    group: &mut [Job],
-    now: Timestamp,
-) -> Result<(), StoreError> {
-    let mut events = Vec::new();
-    let committed =
-        write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Yours, &mut events)
-            .await?
-            || write_upserts::<InventoryInput>(conn, group, now, Transaction::Yours, &mut events)
-                .await?;
-    if committed {
-        return Ok(());
-    }
-    write_events(conn, &events, now, true).await
-}
-
-/// Every job of `group` inside one `BEGIN IMMEDIATE … COMMIT`. The upserts' events are
-/// written right after them, before the operations that may change the same rows, so that
-/// event ids follow the order of the changes.
+/// Every job of `group` inside one `BEGIN IMMEDIATE … COMMIT`.
 async fn write_in_transaction(
     conn: &mut SqliteConnection,
     group: &mut [Job],
     now: Timestamp,
 ) -> Result<(), StoreError> {
     sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
-    let mut events = Vec::new();
-    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Open, &mut events).await?;
-    write_upserts::<InventoryInput>(conn, group, now, Transaction::Open, &mut events).await?;
-    write_events(conn, &events, now, false).await?;
+    write_upserts::<SalesTargetInput>(conn, group, now, Transaction::Open).await?;
+    write_upserts::<InventoryInput>(conn, group, now, Transaction::Open).await?;
     write_reservations(conn, group, now).await?;
     for job in group.iter_mut() {
         if let Job::Operation(op) = job {
@@ -487,28 +464,26 @@ async fn write_reservations(
 }
 
 /// The upserts of kind `T` in `group`, written together; each job keeps its stored records.
-/// True when their statements committed the transaction (see `Upsert::COMMITS_ITSELF`).
 async fn write_upserts<T: Queued>(
     conn: &mut SqliteConnection,
     group: &mut [Job],
     now: Timestamp,
     tx: Transaction,
-    events: &mut Vec<NewEvent>,
-) -> Result<bool, StoreError> {
+) -> Result<(), StoreError> {
     let mut jobs: Vec<&mut Upserts<T>> = group.iter_mut().filter_map(T::of).collect();
     if jobs.is_empty() {
-        return Ok(false);
+        return Ok(());
     }
     let rows: Vec<(&Encoded<T>, &Actor)> = jobs
         .iter()
         .flat_map(|job| job.rows.iter().map(|row| (row, &job.actor)))
         .collect();
-    let mut stored = T::write(conn, &rows, now, tx, events).await?.into_iter();
+    let mut stored = T::write(conn, &rows, now, tx).await?.into_iter();
     drop(rows);
     for job in &mut jobs {
         job.stored = stored.by_ref().take(job.rows.len()).collect();
     }
-    Ok(T::COMMITS_ITSELF && tx == Transaction::Yours)
+    Ok(())
 }
 
 #[cfg(test)]
