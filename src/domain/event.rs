@@ -229,8 +229,8 @@ pub struct Event {
     #[schema(value_type = String, example = "A1SELLER0001")]
     pub seller_id: SellerId,
     /// The row after the change (the deleted row for deletes), as the API returns it, under
-    /// `inventory` or `sales_target`; with `reservation` for reservation events,
-    /// `transaction` (the ledger entry) for adjustments and `stock_level_before` for low-stock warnings.
+    /// `inventory` or `sales_target`; with `reservation` for reservation events, `transaction`
+    /// (the ledger entry) for adjustments and `stock_level_before` for low-stock warnings.
     #[schema(value_type = Object)]
     pub data: Box<RawValue>,
 }

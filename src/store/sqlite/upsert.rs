@@ -133,16 +133,19 @@ const UPSERT_INVENTORY: &str = "\
         'seller_sku', t.seller_sku, 'market_place_id', t.market_place_id, \
         'inventory', t.inventory, 'reserved', t.reserved, 'available', t.inventory - t.reserved, \
         'warning_threshold', t.warning_threshold, 'critical_threshold', t.critical_threshold, \
-        'stock_level', CASE WHEN t.inventory - t.reserved <= 0 THEN 'out_of_stock' WHEN t.inventory - t.reserved <= t.critical_threshold \
-            THEN 'critical' WHEN t.inventory - t.reserved <= t.warning_threshold THEN 'warning' ELSE 'ok' END, \
+        'stock_level', CASE WHEN t.inventory - t.reserved <= 0 THEN 'out_of_stock' \
+            WHEN t.inventory - t.reserved <= t.critical_threshold THEN 'critical' \
+            WHEN t.inventory - t.reserved <= t.warning_threshold THEN 'warning' ELSE 'ok' END, \
         'version', t.version, \
         'create_time', substr(t.create_time, 1, 10) || 'T' || substr(t.create_time, 12, 8) || '.' \
             || substr(substr(t.create_time, 21) || '000000', 1, 6) || 'Z', \
         'update_time', substr(t.update_time, 1, 10) || 'T' || substr(t.update_time, 12, 8) || '.' \
             || substr(substr(t.update_time, 21) || '000000', 1, 6) || 'Z') AS row, \
-        CASE WHEN t.inventory - t.reserved <= 0 THEN 3 WHEN t.inventory - t.reserved <= t.critical_threshold THEN 2 \
+        CASE WHEN t.inventory - t.reserved <= 0 THEN 3 \
+            WHEN t.inventory - t.reserved <= t.critical_threshold THEN 2 \
             WHEN t.inventory - t.reserved <= t.warning_threshold THEN 1 ELSE 0 END AS after, \
-        CASE WHEN u.before IS NOT NULL THEN CASE WHEN u.before - t.reserved <= 0 THEN 3 WHEN u.before - t.reserved <= t.critical_threshold THEN 2 \
+        CASE WHEN u.before IS NOT NULL THEN CASE WHEN u.before - t.reserved <= 0 THEN 3 \
+            WHEN u.before - t.reserved <= t.critical_threshold THEN 2 \
             WHEN u.before - t.reserved <= t.warning_threshold THEN 1 ELSE 0 END END AS before \
         FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
             AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku \
