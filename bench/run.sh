@@ -9,6 +9,8 @@
 # then restocks every row (untimed) and runs the stock operations:
 #   (e) reserve-then-release pairs on random SKUs of the 10,000
 #   (f) the same on 10 hot SKUs, every connection contending for the same rows
+# and (g) one reader draining the event feed from the start with limit=1000 (every change above
+# wrote its events), in events/s,
 # and reports req/s (rows/s for batches), p50, p99, non-2xx responses and the server's peak
 # RSS, plus the time from start to the first 200 on /health on the existing database.
 # With BENCH_MYSQL_URL (or TEST_MYSQL_URL) set to a server URL, the same runs on MySQL too,
@@ -92,6 +94,28 @@ for start in range(0, 10000, 100):
 PY
 }
 
+drain() { # TOKEN: one reader pages through the whole event feed, limit=1000, as fast as it can
+  python3 - "$PORT" "$1" <<'PY'
+import re, sys, time, urllib.request
+port, token = sys.argv[1], sys.argv[2]
+after, events, pages = 0, 0, 0
+started = time.perf_counter()
+while True:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/events?after={after}&limit=1000",
+        headers={"Authorization": f"Bearer {token}"})
+    body = urllib.request.urlopen(request).read()
+    # Only the meta is needed: the reader's own JSON parsing is not what is measured.
+    meta = re.search(rb'"next_after":(\d+),"has_next":(true|false)', body)
+    pages += 1
+    events += body.count(b'"event_type":')
+    after = int(meta.group(1))
+    if meta.group(2) == b"false":
+        break
+took = time.perf_counter() - started
+print(f"{'(g) event feed drain x1000':<28} {events} events in {pages} pages, {took:.2f} s: {events / took:,.0f} events/s")
+PY
+}
+
 selected() { # LETTER
   case " ${BENCH_SCENARIOS:-a b c d e f g h} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
 }
@@ -128,6 +152,7 @@ suite() { # LABEL DATABASE_URL POOL
     kill "$SCRAPER_PID" 2>/dev/null || true
     echo "metrics: $(curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" | grep -c '^http_requests_total') request series"
   fi
+  if selected g; then drain "$token"; fi
   echo "peak RSS: $(peak_rss_mib) MiB"
   stop_server
   start_server "$2" "$3"

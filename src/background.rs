@@ -1,5 +1,5 @@
-//! Work the service does on its own, beside requests: the reservation expiry sweep and the
-//! purge of refresh tokens and idempotency keys.
+//! Work the service does on its own, beside requests: the reservation expiry sweep, the
+//! purge of refresh tokens and idempotency keys, and the event purge.
 //!
 //! A reservation holds its units until `expires_at` and no longer than about a second after:
 //! every `SWEEP_EVERY` each instance expires what has run out (`Store::expire_reservations`,
@@ -12,6 +12,9 @@
 //! holds the database long. Instances sharing a database may purge at once:
 //! deleting a row twice is harmless.
 //!
+//! Every `PURGE_EVERY` too, each instance deletes the events older than
+//! `EVENT_RETENTION_DAYS` (`Store::purge_events`), `PURGE_LIMIT` at a time, oldest first.
+//!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
 //! next round goes on.
 
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::domain::Timestamp;
 use crate::store::{Store, StoreError};
 
 /// How often overdue reservations are looked for.
@@ -36,13 +40,23 @@ pub const PURGE_LIMIT: i64 = 1_000;
 pub struct Background {
     sweep: JoinHandle<()>,
     purge: JoinHandle<()>,
+    event_purge: JoinHandle<()>,
 }
 
 impl Background {
-    /// Starts the background tasks on `store`.
-    pub fn start(store: Arc<dyn Store>) -> Self {
+    /// Starts the background tasks on `store`; events are kept `event_retention`.
+    pub fn start(store: Arc<dyn Store>, event_retention: Duration) -> Self {
         let sweeping = store.clone();
+        let purging = store.clone();
         Self {
+            event_purge: tokio::spawn(every(PURGE_EVERY, "event purge", move || {
+                let store = purging.clone();
+                async move {
+                    purge_events(store.as_ref(), event_retention)
+                        .await
+                        .map(drop)
+                }
+            })),
             sweep: tokio::spawn(every(SWEEP_EVERY, "reservation expiry", move || {
                 expire_reservations(sweeping.clone())
             })),
@@ -62,6 +76,7 @@ impl Background {
     pub fn stop(&self) {
         self.sweep.abort();
         self.purge.abort();
+        self.event_purge.abort();
     }
 }
 
@@ -87,14 +102,7 @@ async fn expire_reservations(store: Arc<dyn Store>) -> Result<(), StoreError> {
 /// One round of the refresh-token purge: every expired or revoked token, `PURGE_LIMIT` at a
 /// time. Returns how many went.
 pub async fn purge_refresh_tokens(store: &dyn Store) -> Result<u64, StoreError> {
-    let mut purged = 0;
-    loop {
-        let deleted = store.purge_refresh_tokens(PURGE_LIMIT).await?;
-        purged += deleted;
-        if deleted < PURGE_LIMIT.unsigned_abs() {
-            break;
-        }
-    }
+    let purged = purge_all(|| store.purge_refresh_tokens(PURGE_LIMIT)).await?;
     if purged > 0 {
         tracing::info!(
             refresh_tokens = purged,
@@ -107,18 +115,39 @@ pub async fn purge_refresh_tokens(store: &dyn Store) -> Result<u64, StoreError> 
 /// One round of the idempotency-key purge: every key past its 24 hours, `PURGE_LIMIT` at a
 /// time. Returns how many went. (Expired keys count as absent before they are purged.)
 pub async fn purge_idempotency_keys(store: &dyn Store) -> Result<u64, StoreError> {
-    let mut purged = 0;
-    loop {
-        let deleted = store.purge_idempotency_keys(PURGE_LIMIT).await?;
-        purged += deleted;
-        if deleted < PURGE_LIMIT.unsigned_abs() {
-            break;
-        }
-    }
+    let purged = purge_all(|| store.purge_idempotency_keys(PURGE_LIMIT)).await?;
     if purged > 0 {
         tracing::info!(idempotency_keys = purged, "purged expired idempotency keys");
     }
     Ok(purged)
+}
+
+/// One round of the event purge: every event that happened more than `retention` ago,
+/// `PURGE_LIMIT` at a time. Returns how many went.
+pub async fn purge_events(store: &dyn Store, retention: Duration) -> Result<u64, StoreError> {
+    let before = Timestamp::now().minus(retention);
+    let purged = purge_all(|| store.purge_events(before, PURGE_LIMIT)).await?;
+    if purged > 0 {
+        tracing::info!(events = purged, "purged events past their retention");
+    }
+    Ok(purged)
+}
+
+/// Calls `purge` (one statement of at most `PURGE_LIMIT` rows) until a call deletes fewer
+/// than that, so that no statement holds the database long; how many went in all.
+async fn purge_all<F, Fut>(purge: F) -> Result<u64, StoreError>
+where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Result<u64, StoreError>>,
+{
+    let mut purged = 0;
+    loop {
+        let deleted = purge().await?;
+        purged += deleted;
+        if deleted < PURGE_LIMIT.unsigned_abs() {
+            return Ok(purged);
+        }
+    }
 }
 
 /// Runs `round` every `period`, each time as a task of its own, until aborted.

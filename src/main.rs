@@ -161,7 +161,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(e) => return Err(anyhow::Error::new(e).context("cannot create the first admin user")),
     }
     let config = state.config.clone();
-    let background = Background::start(store.clone());
+    let background = Background::start(store.clone(), config.event_retention);
     server::serve(build_app(state), metrics, config).await?;
     background.stop();
     // In-flight requests have finished; close the pool so the database sees clean exits.

@@ -71,6 +71,9 @@ pub struct Config {
     pub access_token_ttl: Duration,
     /// `REFRESH_TOKEN_EXPIRE_DAYS` (7).
     pub refresh_token_ttl: Duration,
+    /// `EVENT_RETENTION_DAYS` (7): how long the event feed keeps an event before the
+    /// background purge deletes it (1 to 365 days).
+    pub event_retention: Duration,
     /// `RATE_LIMIT_PER_MINUTE`: requests per client IP per minute (60); 0 turns it off.
     pub rate_limit_per_minute: u32,
     /// `LOGIN_RATE_LIMIT_PER_MINUTE`: token requests per client IP per minute (10); 0 off.
@@ -121,6 +124,7 @@ impl Default for Config {
             algorithm: JwtAlgorithm::Hs256,
             access_token_ttl: Duration::from_secs(120 * 60),
             refresh_token_ttl: Duration::from_secs(7 * 24 * 3600),
+            event_retention: Duration::from_secs(7 * 24 * 3600),
             rate_limit_per_minute: 60,
             login_rate_limit_per_minute: 10,
             trusted_proxies: Vec::new(),
@@ -205,6 +209,15 @@ impl Config {
                 "must be a number of days from 1 to 365",
             )?
             .map_or(config.refresh_token_ttl, |days: u64| {
+                Duration::from_secs(days * 24 * 3600)
+            });
+        config.event_retention = env
+            .number_in(
+                "EVENT_RETENTION_DAYS",
+                1..=365,
+                "must be a number of days from 1 to 365",
+            )?
+            .map_or(config.event_retention, |days: u64| {
                 Duration::from_secs(days * 24 * 3600)
             });
         config.rate_limit_per_minute = env

@@ -24,6 +24,7 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.secret_key.expose().len(), 64);
     assert_eq!(c.access_token_ttl, Duration::from_secs(7200));
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(604_800));
+    assert_eq!(c.event_retention, Duration::from_secs(604_800));
     assert_eq!(c.rate_limit_per_minute, 60);
     assert_eq!(c.sqlite_durability, Durability::Normal);
     assert_eq!(c.header_read_timeout, Duration::from_secs(20));
@@ -158,6 +159,7 @@ fn every_variable_sets_its_own_setting() {
         ("ALGORITHM", "HS512"),
         ("ACCESS_TOKEN_EXPIRE_MINUTES", "10080"),
         ("REFRESH_TOKEN_EXPIRE_DAYS", "1"),
+        ("EVENT_RETENTION_DAYS", "30"),
         ("RATE_LIMIT_PER_MINUTE", "0"),
         ("LOGIN_RATE_LIMIT_PER_MINUTE", "3"),
         ("TRUSTED_PROXIES", ""),
@@ -183,6 +185,7 @@ fn every_variable_sets_its_own_setting() {
     assert_eq!(c.algorithm, JwtAlgorithm::Hs512);
     assert_eq!(c.access_token_ttl, Duration::from_secs(10_080 * 60));
     assert_eq!(c.refresh_token_ttl, Duration::from_secs(24 * 3600));
+    assert_eq!(c.event_retention, Duration::from_secs(30 * 24 * 3600));
     assert_eq!(c.rate_limit_per_minute, 0);
     assert_eq!(c.login_rate_limit_per_minute, 3);
     assert!(c.trusted_proxies.is_empty());

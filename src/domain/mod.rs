@@ -6,6 +6,7 @@
 //! missing fields) live in `crate::extract`; storage concerns in `crate::store`.
 
 mod audit;
+mod event;
 mod idempotency;
 mod inventory;
 mod ledger;
@@ -21,6 +22,7 @@ mod timestamp;
 mod user;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter, AuditTarget, NewAudit};
+pub use event::{Event, EventFilter, EventType, NewEvent};
 pub use idempotency::{
     Fingerprint, IdempotencyKey, IdempotencyRecord, KeptResponse, NewClaim, IDEMPOTENCY_LEASE,
     IDEMPOTENCY_TTL,

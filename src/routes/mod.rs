@@ -19,6 +19,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod events;
 pub mod health;
 pub mod inventory;
 pub mod ledger;
@@ -71,6 +72,7 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
             app.clone(),
             crate::middleware::idempotency,
         ))
+        .merge(events::router())
         // `route_layer`: only matched routes authenticate; a path that matches nothing falls
         // through to the 404 fallback, and a wrong method to 405, without a token.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -47,6 +47,7 @@ const EXAMPLE_REQUEST_ID: &str = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6";
         (name = "reservations", description = "Units held for a cart or an order until released, committed or expired"),
         (name = "users", description = "User management (admin only)"),
         (name = "audit", description = "The audit log of sensitive actions (admin only)"),
+        (name = "events", description = "The event feed: every change to inventory, stock and sales targets, in order, with a long poll"),
         (name = "operations", description = "Health"),
     ),
     components(schemas(ErrorBody)),

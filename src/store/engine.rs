@@ -6,23 +6,26 @@
 //! SQLite coalesces). Everything else a `Store` does is the SQL of `store/sql/`, run through
 //! those two, so it is written here once instead of once per backend.
 
+use std::sync::Arc;
+
 use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
+use tokio::sync::Notify;
 
 use super::rows::{
-    AuditRow, IdempotencyRow, InventoryRow, LedgerRow, ReservationItemRow, ReservationRow,
-    SalesTargetRow, Text, UserRow,
+    AuditRow, EventRow, IdempotencyRow, InventoryRow, LedgerRow, ReservationItemRow,
+    ReservationRow, SalesTargetRow, Text, UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Store, StoreError, StoreGauges, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, IdempotencyKey,
-    IdempotencyRecord, Inventory, InventoryFilter, InventoryInput, InventoryLookup, KeptResponse,
-    LedgerEntry, LedgerFilter, LowStockFilter, NewAudit, NewClaim, NewRefreshToken, NewReservation,
-    NewUser, PageRequest, Precondition, Released, Reservation, ReservationFilter, Rotation,
-    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, StockError, SyncPosition,
-    Thresholds, Timestamp, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter, ExternalId,
+    IdempotencyKey, IdempotencyRecord, Inventory, InventoryFilter, InventoryInput, InventoryLookup,
+    KeptResponse, LedgerEntry, LedgerFilter, LowStockFilter, NewAudit, NewClaim, NewEvent,
+    NewRefreshToken, NewReservation, NewUser, PageRequest, Precondition, Released, Reservation,
+    ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
+    StockError, StockLevel, SyncPosition, Thresholds, Timestamp, User, UserPatch,
 };
 
 /// A connection of backend `E`.
@@ -95,6 +98,9 @@ pub(super) trait Engine: Send + Sync + 'static {
 
     /// Waits for running statements and closes every connection.
     async fn close(&self);
+
+    /// Notified after every write transaction commits (see `Store::event_signal`).
+    fn event_signal(&self) -> &Arc<Notify>;
 }
 
 /// The newest `update_time` a sync page may hold on backend `E` (`None`: no limit).
@@ -125,6 +131,7 @@ where
     for<'r> UserRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> AuditRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> IdempotencyRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> EventRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, Text, Text, i64, i64, i64, i64, i64): FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64):
         FromRow<'r, <E::DB as Database>::Row>,
@@ -233,8 +240,11 @@ where
                         return Ok(Err(StockError::version_mismatch(Some(row.version))));
                     }
                     Shared::delete::<SalesTargetTable>(conn, *id).await?;
+                    let now = Timestamp::now();
+                    let event = NewEvent::sales_target_deleted(&row);
+                    Shared::insert_events(conn, &[event], now).await?;
                     let audit = NewAudit::sales_target_deleted(&row);
-                    Shared::insert_audit(conn, &audit, actor, Timestamp::now()).await?;
+                    Shared::insert_audit(conn, &audit, actor, now).await?;
                     Ok(Ok(row))
                 })
             })
@@ -342,6 +352,8 @@ where
                         Shared::delete_inventory(conn, *id, scope, precondition, actor, now)
                             .await?;
                     if let Ok(row) = &deleted {
+                        let event = NewEvent::inventory_deleted(row);
+                        Shared::insert_events(conn, &[event], now).await?;
                         let audit = NewAudit::inventory_deleted(row);
                         Shared::insert_audit(conn, &audit, actor, now).await?;
                     }
@@ -377,7 +389,14 @@ where
                         let adjusted =
                             Shared::adjust(conn, *id, scope, adjustment, precondition, actor, now)
                                 .await?;
-                        if let Ok((_, entry)) = &adjusted {
+                        if let Ok((row, entry)) = &adjusted {
+                            let before = StockLevel::of(
+                                entry.inventory_before - entry.reserved_before,
+                                row.thresholds,
+                            );
+                            let mut events = vec![NewEvent::adjusted(row, entry)];
+                            events.extend(NewEvent::low_warning(before, row));
+                            Shared::insert_events(conn, &events, now).await?;
                             let audit = NewAudit::inventory_adjusted(adjustment, entry);
                             Shared::insert_audit(conn, &audit, actor, now).await?;
                         }
@@ -425,6 +444,11 @@ where
                             Err(refused) => return Ok(Err(refused)),
                         };
                         if before != row.thresholds {
+                            let available = row.stock().available();
+                            let level_before = StockLevel::of(available, before);
+                            let mut events = vec![NewEvent::inventory_updated(&row)];
+                            events.extend(NewEvent::low_warning(level_before, &row));
+                            Shared::insert_events(conn, &events, now).await?;
                             let audit =
                                 NewAudit::thresholds_changed(row.id, before, row.thresholds);
                             Shared::insert_audit(conn, &audit, actor, now).await?;
@@ -745,12 +769,36 @@ where
         .await
     }
 
+    // ---- The event feed -----------------------------------------------------------------
+
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        scope: &Scope,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.read(&(filter, scope), |conn, (filter, scope)| {
+            Box::pin(Shared::events(conn, filter, scope))
+        })
+        .await
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn count_active_reservations(&self) -> Result<u64, StoreError> {
         self.read(&(), |conn, ()| {
             Box::pin(Shared::count_active_reservations(conn))
         })
         .await
+    }
+
+    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
+        self.write((before, limit), |conn, (before, limit)| {
+            Box::pin(Shared::purge_events(conn, *before, *limit))
+        })
+        .await
+    }
+
+    fn event_signal(&self) -> Arc<Notify> {
+        Engine::event_signal(self).clone()
     }
 
     async fn claim_idempotency_key(

@@ -28,12 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::domain::{
-    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, ExternalId, IdempotencyKey,
-    IdempotencyRecord, Inventory, InventoryFilter, InventoryInput, InventoryLookup, KeptResponse,
-    LedgerEntry, LedgerFilter, LowStockFilter, NewAudit, NewClaim, NewRefreshToken, NewReservation,
-    NewUser, PageRequest, Precondition, Released, Reservation, ReservationFilter, Rotation,
-    SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, SyncPosition, Thresholds,
-    Timestamp, User, UserPatch,
+    Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter, ExternalId,
+    IdempotencyKey, IdempotencyRecord, Inventory, InventoryFilter, InventoryInput, InventoryLookup,
+    KeptResponse, LedgerEntry, LedgerFilter, LowStockFilter, NewAudit, NewClaim, NewRefreshToken,
+    NewReservation, NewUser, PageRequest, Precondition, Released, Reservation, ReservationFilter,
+    Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, SyncPosition,
+    Thresholds, Timestamp, User, UserPatch,
 };
 
 pub use error::{ConnectError, StoreError};
@@ -395,6 +395,22 @@ pub trait Store: Send + Sync + 'static {
 
     /// The connection pool and write queue as they are now, for metrics: cheap, no I/O.
     fn gauges(&self) -> StoreGauges;
+
+    // ---- The event feed -----------------------------------------------------------------
+
+    /// Events after `filter.after` matching `filter` within `scope`, in id order.
+    async fn list_events(
+        &self,
+        filter: &EventFilter,
+        scope: &Scope,
+    ) -> Result<Vec<Event>, StoreError>;
+
+    /// Deletes up to `limit` of the oldest events that happened before `before`; how many.
+    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError>;
+
+    /// Notified (`notify_waiters`) after every write transaction of this instance commits
+    /// (SQLite: after each write-queue group): long polls of the event feed wait on it.
+    fn event_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);

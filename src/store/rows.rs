@@ -7,10 +7,10 @@ use chrono::NaiveDateTime;
 use super::StoreError;
 
 use crate::domain::{
-    Asin, AuditAction, AuditEntry, AuditTarget, ExternalId, Fingerprint, IdempotencyRecord,
-    Inventory, KeptResponse, LedgerEntry, LedgerType, Marketplace, Money, Note, Period,
-    Reservation, ReservationItem, ReservationStatus, ReservationType, Role, SalesTarget, SellerId,
-    SellerSku, Thresholds, Timestamp, Units, User, Username,
+    Asin, AuditAction, AuditEntry, AuditTarget, Event, EventType, ExternalId, Fingerprint,
+    IdempotencyRecord, Inventory, KeptResponse, LedgerEntry, LedgerType, Marketplace, Money, Note,
+    Period, Reservation, ReservationItem, ReservationStatus, ReservationType, Role, SalesTarget,
+    SellerId, SellerSku, Thresholds, Timestamp, Units, User, Username,
 };
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
@@ -350,6 +350,36 @@ impl TryFrom<IdempotencyRow> for IdempotencyRecord {
             response,
             locked_until: r.locked_until.map(Timestamp::from_naive_utc),
             expires_at: Timestamp::from_naive_utc(r.expires_at),
+        })
+    }
+}
+
+/// The columns `EventRow` reads, in a `SELECT` of table `events`.
+pub(super) const EVENT_COLUMNS: &str = "id, event_type, occurred_at, seller_id, data";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct EventRow {
+    id: i64,
+    event_type: Text,
+    occurred_at: NaiveDateTime,
+    seller_id: Text,
+    data: Text,
+}
+
+impl TryFrom<EventRow> for Event {
+    type Error = StoreError;
+
+    fn try_from(r: EventRow) -> Result<Self, StoreError> {
+        // Only the service writes these columns, from `EventType` and serialised rows: anything
+        // else is a corrupt row, reported as such.
+        let corrupt = |what: &str| StoreError::codec(format!("event {}: bad {what}", r.id));
+        Ok(Self {
+            id: r.id,
+            event_type: EventType::parse(&r.event_type.0).map_err(|_| corrupt("type"))?,
+            occurred_at: Timestamp::from_naive_utc(r.occurred_at),
+            seller_id: SellerId::parse(&r.seller_id.0).map_err(|_| corrupt("seller_id"))?,
+            data: serde_json::value::RawValue::from_string(r.data.0)
+                .map_err(|_| corrupt("data"))?,
         })
     }
 }

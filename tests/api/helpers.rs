@@ -257,6 +257,7 @@ impl TestApp {
         let admin_token = state.auth.keys.issue(admin.id, admin.token_version);
         let router = build_app(state.clone())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
+        let retention = state.config.event_retention;
         Self {
             router,
             state,
@@ -264,7 +265,7 @@ impl TestApp {
             request_id_prefix: format!("t{:016x}", rand::thread_rng().gen::<u64>()),
             requests_sent: AtomicU64::new(0),
             database_url: url.to_owned(),
-            _background: Background::start(store.clone()),
+            _background: Background::start(store, retention),
             _database: database,
         }
     }

@@ -13,6 +13,7 @@ mod binary;
 mod conditional;
 mod connections;
 mod contention;
+mod events;
 mod expiry;
 mod http;
 mod idempotency;

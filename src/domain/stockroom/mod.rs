@@ -17,9 +17,10 @@
 use std::collections::{BTreeSet, HashMap};
 
 use super::{
-    Actor, EntryNotes, ExternalId, Inventory, LedgerType, Marketplace, MissingSku, NewEntry,
-    NewReservation, Precondition, Reservation, ReservationItem, ReservationStatus, Scope, SellerId,
-    SellerSku, ShortItem, Stock, StockError, Timestamp, Units,
+    Actor, EntryNotes, EventType, ExternalId, Inventory, LedgerType, Marketplace, MissingSku,
+    NewEntry, NewEvent, NewReservation, Precondition, Reservation, ReservationItem,
+    ReservationStatus, Scope, SellerId, SellerSku, ShortItem, Stock, StockError, StockLevel,
+    Timestamp, Units,
 };
 
 /// One operation on reservations, with everything it needs.
@@ -398,6 +399,57 @@ pub struct Changes<'a> {
 }
 
 impl Changes<'_> {
+    /// The events of the run (once settled), in the order the changes happened: for each
+    /// ledger entry, the row as it was just after it with the reservation that moved it
+    /// (`inventory.stock.reserved`, `.released`, `.expired` or `.deducted`), followed by
+    /// `inventory.stock.low_warning` when that entry made the row's level worse.
+    pub fn events(&self) -> Vec<NewEvent> {
+        let rows: HashMap<i64, &Inventory> = self.rows.iter().map(|row| (row.id, row)).collect();
+        let created: HashMap<i64, &Reservation> = self.created.iter().map(|r| (r.id, r)).collect();
+        let ended: HashMap<i64, &Reservation> = self.ended.iter().map(|r| (r.id, r)).collect();
+        // Entries of each row still to come: the row's version after an entry is its final
+        // version less one for each later entry (every entry moved it by one).
+        let mut later: HashMap<i64, i64> = HashMap::new();
+        for (entry, _) in &self.entries {
+            *later.entry(entry.inventory_id).or_default() += 1;
+        }
+        let mut events = Vec::with_capacity(self.entries.len());
+        for (entry, _) in &self.entries {
+            let remaining = later.entry(entry.inventory_id).or_default();
+            *remaining -= 1;
+            let (event_type, reservations) = match entry.entry_type {
+                LedgerType::Reserve => (EventType::StockReserved, &created),
+                LedgerType::Release => (EventType::StockReleased, &ended),
+                LedgerType::Expire => (EventType::StockExpired, &ended),
+                LedgerType::Commit => (EventType::StockDeducted, &ended),
+                _ => continue,
+            };
+            let (Some(&row), Some(&reservation)) = (
+                rows.get(&entry.inventory_id),
+                entry
+                    .notes
+                    .reservation_id
+                    .and_then(|id| reservations.get(&id)),
+            ) else {
+                continue;
+            };
+            let after = entry.before.after(entry.movement);
+            let Ok(units) = Units::parse(after.inventory) else {
+                continue;
+            };
+            let row = Inventory {
+                inventory: units,
+                reserved: after.reserved,
+                version: row.version - *remaining,
+                ..row.clone()
+            };
+            events.push(NewEvent::reservation(event_type, &row, reservation));
+            let before = StockLevel::of(entry.before.available(), row.thresholds);
+            events.extend(NewEvent::low_warning(before, &row));
+        }
+        events
+    }
+
     /// Puts the real ids of the created reservations (`ids`, in the order of `created`) in
     /// place of their provisional ones.
     pub fn settle(&mut self, ids: &[i64]) {

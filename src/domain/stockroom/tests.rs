@@ -332,3 +332,72 @@ fn wanted_names_every_reservation_and_key_once() {
     assert_eq!(wanted.reservation_ids, BTreeSet::from([7]));
     assert_eq!(wanted.keys.len(), 2);
 }
+
+#[test]
+fn events_of_a_run_carry_each_row_as_it_was_just_after_its_own_change() {
+    let ops = [
+        reserve(&[(1, 6)], 1),
+        reserve(&[(1, 4), (2, 1)], 2),
+        end(7, Ending::Commit(ExternalId::parse("order-1").unwrap())),
+    ];
+    let mut first = row(1, 10, 0);
+    first.thresholds = Thresholds::new(Some(5), Some(2)).unwrap();
+    let mut room = Stockroom::new(
+        at(10),
+        vec![first, row(2, 4, 0), row(3, 5, 2)],
+        vec![held(7, 3, 2, at(1000))],
+    );
+    run(&mut room, &ops);
+    let mut changes = room.into_changes();
+    changes.settle(&[40, 41]);
+
+    let events = changes.events();
+    let seen: Vec<(EventType, serde_json::Value)> = events
+        .iter()
+        .map(|e| {
+            let data: serde_json::Value = serde_json::from_str(&e.data).unwrap();
+            (e.event_type, data)
+        })
+        .collect();
+    let kinds: Vec<EventType> = seen.iter().map(|(t, _)| *t).collect();
+    assert_eq!(
+        kinds,
+        [
+            EventType::StockReserved,   // row 1: 4 available, ok → warning
+            EventType::StockLowWarning, //
+            EventType::StockReserved,   // row 1: nothing available
+            EventType::StockLowWarning, //
+            EventType::StockReserved,   // row 2
+            EventType::StockDeducted,   // row 3
+        ]
+    );
+    let numbers: Vec<(i64, i64, i64, i64)> = seen
+        .iter()
+        .map(|(_, d)| {
+            let row = &d["inventory"];
+            (
+                row["id"].as_i64().unwrap(),
+                row["reserved"].as_i64().unwrap(),
+                row["version"].as_i64().unwrap(),
+                d["reservation"]["id"].as_i64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert_eq!(
+        numbers,
+        [
+            (1, 6, 2, 40),
+            (1, 6, 2, 0),
+            (1, 10, 3, 41),
+            (1, 10, 3, 0),
+            (2, 1, 2, 41),
+            (3, 0, 2, 7),
+        ]
+    );
+    assert_eq!(seen[1].1["stock_level_before"], "ok");
+    assert_eq!(seen[1].1["inventory"]["stock_level"], "warning");
+    assert_eq!(seen[3].1["stock_level_before"], "warning");
+    assert_eq!(seen[3].1["inventory"]["stock_level"], "out_of_stock");
+    assert_eq!(seen[5].1["reservation"]["status"], "committed");
+    assert_eq!(seen[5].1["inventory"]["inventory"], 3);
+}

@@ -39,6 +39,8 @@ const OVERDUE_ATTEMPTS: u32 = 3;
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
+    /// Notified after writes commit (`Store::event_signal`).
+    events: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl MySqlStore {
@@ -53,7 +55,10 @@ impl MySqlStore {
             .connect_with(connect)
             .await?;
         MIGRATOR.run(&pool).await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            events: std::sync::Arc::default(),
+        })
     }
 
     /// Runs a write in a transaction of its own, from the start again after a deadlock, or
@@ -88,7 +93,11 @@ impl MySqlStore {
             })
             .await?;
             match attempt {
-                Some(out) => return Ok(out),
+                Some(out) => {
+                    // Committed: the event feed's long polls look again.
+                    self.events.notify_waiters();
+                    return Ok(out);
+                }
                 None => tracing::warn!(
                     limit_ms = MAX_WRITE_SPAN.as_millis() as u64,
                     "a write ran too long to commit with its times; running it again"
@@ -233,6 +242,10 @@ impl Engine for MySqlStore {
 
     async fn close(&self) {
         self.pool.close().await;
+    }
+
+    fn event_signal(&self) -> &std::sync::Arc<tokio::sync::Notify> {
+        &self.events
     }
 }
 

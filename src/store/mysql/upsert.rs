@@ -8,8 +8,8 @@ use std::collections::HashMap;
 use sqlx::{MySql, MySqlConnection, QueryBuilder};
 
 use crate::domain::{
-    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, SalesTarget, SalesTargetInput,
-    Timestamp, UpsertWrite,
+    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, NewEvent, SalesTarget,
+    SalesTargetInput, Timestamp, UpsertWrite,
 };
 use crate::store::rows::{InventoryRow, SalesTargetRow, INVENTORY_COLUMNS, SALES_TARGET_COLUMNS};
 use crate::store::sql::Shared;
@@ -89,6 +89,7 @@ pub(super) async fn sales_targets(
     items: &[SalesTargetInput],
     now: Timestamp,
 ) -> Result<Vec<SalesTarget>, StoreError> {
+    let at = now;
     let now = now.naive_utc();
     let mut insert = QueryBuilder::<MySql>::new(INSERT_SALES_TARGETS);
     insert.push_values(items, |mut row, item| {
@@ -114,12 +115,16 @@ pub(super) async fn sales_targets(
     });
     let rows: Vec<SalesTargetRow> = select.build_query_as().fetch_all(&mut *conn).await?;
     let rows: Vec<SalesTarget> = rows.into_iter().map(SalesTarget::from).collect();
-    in_input_order(
+    let rows = in_input_order(
         items,
         rows,
         |i| key_of_target(i.key()),
         |r| key_of_target(r.key()),
-    )
+    )?;
+    // Every write of a sales target moves its version: each is a change.
+    let events: Vec<NewEvent> = rows.iter().map(NewEvent::sales_target_updated).collect();
+    Shared::<MySql>::insert_events(conn, &events, at).await?;
+    Ok(rows)
 }
 
 /// Creates or updates `items` (distinct keys) with their ledger entries, as
@@ -180,14 +185,18 @@ pub(super) async fn inventory(
 
     let mut written = Vec::new();
     let mut entries = Vec::new();
+    let mut events = Vec::new();
     let mut stored = Vec::with_capacity(items.len());
     for (item, row) in items.iter().zip(rows) {
         let id = row.id;
         // Version 0: this transaction just inserted the row (see `CLAIM_INVENTORY`).
         let existing = (row.version > 0).then_some(row);
+        let level_before = existing.as_ref().map(Inventory::stock_level);
         let mut plan = item.clone().plan(existing, now);
         plan.row.id = id;
         if plan.write != UpsertWrite::Nothing {
+            events.push(NewEvent::inventory_updated(&plan.row));
+            events.extend(level_before.and_then(|before| NewEvent::low_warning(before, &plan.row)));
             written.push(plan.row.clone());
         }
         if let Some((entry_type, before, movement)) = plan.entry {
@@ -223,6 +232,7 @@ pub(super) async fn inventory(
         write.build().execute(&mut *conn).await?;
     }
     Shared::<MySql>::insert_entries(conn, &entries, actor, now).await?;
+    Shared::<MySql>::insert_events(conn, &events, now).await?;
     Ok(stored)
 }
 

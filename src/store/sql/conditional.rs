@@ -14,7 +14,7 @@ use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 
 use super::{Backend, Outcome, Shared};
 use crate::domain::{
-    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, Precondition, SalesTarget,
+    Actor, EntryNotes, Inventory, InventoryInput, NewEntry, NewEvent, Precondition, SalesTarget,
     SalesTargetInput, StockError, Timestamp, UpsertWrite,
 };
 use crate::store::rows::{
@@ -64,7 +64,9 @@ where
         if !precondition.allows(current) {
             return Ok(Err(StockError::version_mismatch(current)));
         }
+        let level_before = existing.as_ref().map(Inventory::stock_level);
         let plan = item.clone().plan(existing, now);
+        let changed = plan.write != UpsertWrite::Nothing;
         let mut row = plan.row;
         match plan.write {
             UpsertWrite::Nothing => {}
@@ -113,6 +115,11 @@ where
                 notes: EntryNotes::default(),
             };
             Self::insert_entries(conn, std::slice::from_ref(&entry), actor, now).await?;
+        }
+        if changed {
+            let mut events = vec![NewEvent::inventory_updated(&row)];
+            events.extend(level_before.and_then(|before| NewEvent::low_warning(before, &row)));
+            Self::insert_events(conn, &events, now).await?;
         }
         Ok(Ok(row))
     }
@@ -192,6 +199,7 @@ where
                 }
             }
         };
+        Self::insert_events(conn, &[NewEvent::sales_target_updated(&row)], now).await?;
         Ok(Ok(row))
     }
 }

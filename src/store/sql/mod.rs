@@ -20,11 +20,13 @@
 //! - `stock.rs`: writes to one row's stock (adjust, thresholds, delete) with their ledger
 //!   entries, and the pieces every stock operation uses;
 //! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
+//! - `events.rs`: the event outbox, appended in the transaction of each change, read and purged;
 //! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
 mod audit;
 mod books;
 mod conditional;
+mod events;
 mod filter;
 mod idempotency;
 mod records;
@@ -60,6 +62,12 @@ pub(super) trait Backend: sqlx::Database {
     /// (SQLite: its one writer is the only one inserting), so that many are inserted in one
     /// statement; `None` where other writers may take ids meanwhile (MySQL).
     const NEXT_RESERVATION_ID: Option<&'static str>;
+
+    /// A statement run just before a transaction inserts its events, whose lock it holds to
+    /// its commit, where ids are handed out at insert rather than at commit (MySQL): so events
+    /// commit in id order, and a reader paging by id never passes one still to come. `None`
+    /// where one writer commits at a time (SQLite).
+    const EVENT_LOCK: Option<&'static str>;
 }
 
 impl Backend for sqlx::Sqlite {
@@ -68,6 +76,7 @@ impl Backend for sqlx::Sqlite {
     // highest ever given (kept in `sqlite_sequence`, absent until the first insert).
     const NEXT_RESERVATION_ID: Option<&'static str> =
         Some("SELECT COALESCE(MAX(seq), 0) + 1 FROM sqlite_sequence WHERE name = 'reservations'");
+    const EVENT_LOCK: Option<&'static str> = None;
 
     fn rows_affected(done: &sqlx::sqlite::SqliteQueryResult) -> u64 {
         done.rows_affected()
@@ -81,6 +90,8 @@ impl Backend for sqlx::Sqlite {
 impl Backend for sqlx::MySql {
     const LOCK_ROWS: &'static str = " FOR UPDATE";
     const NEXT_RESERVATION_ID: Option<&'static str> = None;
+    const EVENT_LOCK: Option<&'static str> =
+        Some("UPDATE event_sequence SET batches = batches + 1 WHERE id = 1");
 
     fn rows_affected(done: &sqlx::mysql::MySqlQueryResult) -> u64 {
         done.rows_affected()

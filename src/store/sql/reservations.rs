@@ -82,6 +82,7 @@ where
         let ids = Self::insert_reservations(conn, &changes.created).await?;
         changes.settle(&ids);
         Self::write_changes(conn, &changes, now).await?;
+        Self::insert_events(conn, &changes.events(), now).await?;
         Ok(answers
             .into_iter()
             .map(|answer| settle_answer(answer, &ids))

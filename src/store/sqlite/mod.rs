@@ -41,6 +41,8 @@ pub struct SqliteStore {
     writer: Writer,
     sales_targets: Reads<SalesTarget>,
     inventory: Reads<Inventory>,
+    /// Notified after writes commit (`Store::event_signal`).
+    events: std::sync::Arc<tokio::sync::Notify>,
 }
 
 impl SqliteStore {
@@ -85,12 +87,14 @@ impl SqliteStore {
                 .connect_with(connect)
                 .await?
         };
+        let events = std::sync::Arc::default();
         Ok(Self {
-            writer: Writer::start(writer_pool.clone()),
+            writer: Writer::start(writer_pool.clone(), std::sync::Arc::clone(&events)),
             sales_targets: Reads::start::<SalesTargetTable>(reader.clone()),
             inventory: Reads::start::<InventoryTable>(reader.clone()),
             writer_pool,
             reader,
+            events,
         })
     }
 }
@@ -188,6 +192,10 @@ impl Engine for SqliteStore {
     async fn close(&self) {
         self.reader.close().await;
         self.writer_pool.close().await;
+    }
+
+    fn event_signal(&self) -> &std::sync::Arc<tokio::sync::Notify> {
+        &self.events
     }
 }
 

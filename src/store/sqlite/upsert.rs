@@ -14,9 +14,11 @@
 //! carry stock, a version and a ledger: their upsert is one script (`UPSERT_INVENTORY`) that
 //! writes the ledger entries, the changed rows and the new rows, following the rule of
 //! `InventoryInput::plan` (which MySQL runs in Rust; here it is SQL, so that a group costs one
-//! hand-off, not a read, a plan and a write). When those upserts are the group's only write,
-//! the script begins and commits the transaction itself (`Transaction::Yours`): no hand-off is
-//! spent on `BEGIN`/`COMMIT`.
+//! hand-off, not a read, a plan and a write). Each script also writes the events of the rows it
+//! changed (the outbox, docs/api.md "Event feed"), their `data` built in SQL exactly as the API
+//! serialises the row. When those upserts are the group's only write, the script begins and
+//! commits the transaction itself (`Transaction::Yours`): no hand-off is spent on
+//! `BEGIN`/`COMMIT`.
 
 use std::fmt::Write;
 
@@ -31,8 +33,11 @@ use crate::store::StoreError;
 
 /// Creates or updates every sales target in `?1`, rows of
 /// `[seller_id, parent_asin, market_place_id, period, sales_target_cents]`; `?2` is the time of
-/// the write. Then reports `[position, id, create_time, version]` of each input row. Every
-/// write moves `update_time` and the version.
+/// the write. Every write moves `update_time` and the version, so each row is a change: its
+/// `sales_target.updated` event is written here too, `data` built in SQL exactly as
+/// `SalesTarget` serialises (times as `YYYY-MM-DDTHH:MM:SS.ffffffZ`, the amount as a number of
+/// units), so that the group stays one hand-off. Then reports `[position, id, create_time,
+/// version]` of each input row.
 const UPSERT_SALES_TARGETS: &str = "\
     INSERT INTO sales_targets \
         (seller_id, parent_asin, market_place_id, period, sales_target_cents, create_time, update_time) \
@@ -41,6 +46,19 @@ const UPSERT_SALES_TARGETS: &str = "\
     ON CONFLICT (seller_id, parent_asin, market_place_id, period) DO UPDATE SET \
         sales_target_cents = excluded.sales_target_cents, \
         update_time = excluded.update_time, version = version + 1; \
+    INSERT INTO events (event_type, occurred_at, seller_id, data) \
+    SELECT 'sales_target.updated', ?2, t.seller_id, json_object('sales_target', json_object( \
+        'id', t.id, 'seller_id', t.seller_id, 'parent_asin', t.parent_asin, \
+        'market_place_id', t.market_place_id, 'period', t.period, \
+        'sales_target', t.sales_target_cents / 100.0, 'version', t.version, \
+        'create_time', substr(t.create_time, 1, 10) || 'T' || substr(t.create_time, 12, 8) \
+            || '.' || substr(substr(t.create_time, 21) || '000000', 1, 6) || 'Z', \
+        'update_time', substr(t.update_time, 1, 10) || 'T' || substr(t.update_time, 12, 8) \
+            || '.' || substr(substr(t.update_time, 21) || '000000', 1, 6) || 'Z')) \
+    FROM json_each(?1) AS j JOIN sales_targets AS t \
+        ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
+        AND t.market_place_id = j.value ->> 2 AND t.period = j.value ->> 3 \
+    ORDER BY j.key; \
     SELECT json_group_array(json_array(j.key, t.id, t.create_time, t.version)) \
     FROM json_each(?1) AS j JOIN sales_targets AS t \
         ON t.seller_id = j.value ->> 0 AND t.parent_asin = j.value ->> 1 \
@@ -59,7 +77,13 @@ const UPSERT_SALES_TARGETS: &str = "\
 /// 3. each key without a row is inserted (version 1, nothing reserved);
 /// 4. a `create` entry for each row inserted here (a row without any entry yet: every other
 ///    row has at least its `create` or opening entry);
-/// 5. reports `[position, id, reserved, warning_threshold, critical_threshold, version,
+/// 5. the events of each row created or changed here (its `update_time` is now `?2`):
+///    `inventory.updated`, and `inventory.stock.low_warning` when its stock level is worse than
+///    with the units it had before (`before`, read first; null for a new row, which never
+///    warns). `data` is built in SQL exactly as `InventoryView` serialises (times as
+///    `YYYY-MM-DDTHH:MM:SS.ffffffZ`), so that the group stays one hand-off; the tests compare it
+///    with the API's answers;
+/// 6. reports `[position, id, reserved, warning_threshold, critical_threshold, version,
 ///    create_time, update_time]` of each input row; the rest of the row is the input.
 ///
 /// A row that already says exactly this is not touched: no entry, no version, no
@@ -68,9 +92,12 @@ const UPSERT_SALES_TARGETS: &str = "\
 const UPSERT_INVENTORY: &str = "\
     CREATE TEMP TABLE IF NOT EXISTS upserted (position INTEGER PRIMARY KEY, seller_id TEXT, \
         parent_asin TEXT, child_asin TEXT, seller_sku TEXT, market_place_id TEXT, \
-        inventory INTEGER, operator_id INTEGER, request_id TEXT, at TEXT); \
+        inventory INTEGER, operator_id INTEGER, request_id TEXT, at TEXT, before INTEGER); \
     INSERT INTO temp.upserted SELECT key, value ->> 0, value ->> 1, value ->> 2, value ->> 3, \
-        value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2 FROM json_each(?1); \
+        value ->> 4, value ->> 5, value ->> 6, value ->> 7, ?2, NULL FROM json_each(?1); \
+    UPDATE temp.upserted AS u SET before = t.inventory FROM inventory AS t \
+        WHERE t.seller_id = u.seller_id AND t.market_place_id = u.market_place_id \
+        AND t.seller_sku = u.seller_sku; \
     INSERT INTO inventory_ledger (inventory_id, seller_id, market_place_id, seller_sku, type, \
         quantity_change, reserved_change, inventory_before, inventory_after, reserved_before, \
         reserved_after, operator_id, request_id, create_time) \
@@ -101,6 +128,39 @@ const UPSERT_INVENTORY: &str = "\
     WHERE t.version = 1 AND t.create_time = u.at \
         AND NOT EXISTS (SELECT 1 FROM inventory_ledger AS l WHERE l.inventory_id = t.id) \
     ORDER BY u.position; \
+    WITH changed AS (SELECT u.position, u.at, t.seller_id, json_object('id', t.id, \
+        'seller_id', t.seller_id, 'parent_asin', t.parent_asin, 'child_asin', t.child_asin, \
+        'seller_sku', t.seller_sku, 'market_place_id', t.market_place_id, \
+        'inventory', t.inventory, 'reserved', t.reserved, 'available', t.inventory - t.reserved, \
+        'warning_threshold', t.warning_threshold, 'critical_threshold', t.critical_threshold, \
+        'stock_level', CASE WHEN t.inventory - t.reserved <= 0 THEN 'out_of_stock' \
+            WHEN t.inventory - t.reserved <= t.critical_threshold THEN 'critical' \
+            WHEN t.inventory - t.reserved <= t.warning_threshold THEN 'warning' ELSE 'ok' END, \
+        'version', t.version, \
+        'create_time', substr(t.create_time, 1, 10) || 'T' || substr(t.create_time, 12, 8) || '.' \
+            || substr(substr(t.create_time, 21) || '000000', 1, 6) || 'Z', \
+        'update_time', substr(t.update_time, 1, 10) || 'T' || substr(t.update_time, 12, 8) || '.' \
+            || substr(substr(t.update_time, 21) || '000000', 1, 6) || 'Z') AS row, \
+        CASE WHEN t.inventory - t.reserved <= 0 THEN 3 \
+            WHEN t.inventory - t.reserved <= t.critical_threshold THEN 2 \
+            WHEN t.inventory - t.reserved <= t.warning_threshold THEN 1 ELSE 0 END AS after, \
+        CASE WHEN u.before IS NOT NULL THEN CASE WHEN u.before - t.reserved <= 0 THEN 3 \
+            WHEN u.before - t.reserved <= t.critical_threshold THEN 2 \
+            WHEN u.before - t.reserved <= t.warning_threshold THEN 1 ELSE 0 END END AS before \
+        FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
+            AND t.market_place_id = u.market_place_id AND t.seller_sku = u.seller_sku \
+        WHERE t.update_time = u.at) \
+    INSERT INTO events (event_type, occurred_at, seller_id, data) \
+    SELECT event_type, at, seller_id, data FROM ( \
+        SELECT position, 0 AS n, 'inventory.updated' AS event_type, at, seller_id, \
+            json_object('inventory', json(row)) AS data FROM changed \
+        UNION ALL \
+        SELECT position, 1, 'inventory.stock.low_warning', at, seller_id, \
+            json_object('inventory', json(row), 'stock_level_before', \
+                CASE before WHEN 0 THEN 'ok' WHEN 1 THEN 'warning' WHEN 2 THEN 'critical' \
+                ELSE 'out_of_stock' END) \
+            FROM changed WHERE before IS NOT NULL AND after > before) \
+    ORDER BY position, n; \
     SELECT json_group_array(json_array(u.position, t.id, t.reserved, t.warning_threshold, \
         t.critical_threshold, t.version, t.create_time, t.update_time)) \
     FROM temp.upserted AS u JOIN inventory AS t ON t.seller_id = u.seller_id \
@@ -112,8 +172,8 @@ const UPSERT_INVENTORY: &str = "\
 pub(super) enum Transaction {
     /// The write queue has begun it and will commit it.
     Open,
-    /// These upserts are the group's only write: if they need a transaction, their first
-    /// statement begins it and their last commits it.
+    /// These upserts are the group's only write: their first statement begins it and their
+    /// last commits it.
     Yours,
 }
 
@@ -138,8 +198,9 @@ pub(super) trait Upsert: Clone + Sized + Send + 'static {
     /// A hash of the row's key, so that the write queue can keep one key out of a group twice.
     fn key_hash(&self) -> u64;
 
-    /// Writes `rows` (distinct keys; each with the actor whose request it is) at `now`, all or
-    /// none, in the transaction `tx` says, and returns the stored records in input order.
+    /// Writes `rows` (distinct keys; each with the actor whose request it is) at `now`, with
+    /// the events of the rows it changes (the outbox), all or none, in the transaction `tx`
+    /// says, and returns the stored records in input order.
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
@@ -230,20 +291,24 @@ impl Upsert for SalesTargetInput {
         hash_of(self.key())
     }
 
-    /// One statement, atomic by itself: no transaction of its own, whatever `tx` says.
+    /// With `Transaction::Yours`, begins and commits the transaction itself: the upsert and
+    /// its events are two writes.
     async fn write(
         conn: &mut SqliteConnection,
         rows: &[(&Encoded<Self>, &Actor)],
         now: Timestamp,
-        _tx: Transaction,
+        tx: Transaction,
     ) -> Result<Vec<SalesTarget>, StoreError> {
         let now_text = stored_time(now);
         let json = json_array(rows.iter().map(|(row, _)| *row), |_, _| {});
-        let placed: String = sqlx::query_scalar(UPSERT_SALES_TARGETS)
-            .bind(json)
-            .bind(now_text.as_str())
-            .fetch_one(&mut *conn)
-            .await?;
+        let yours = tx == Transaction::Yours;
+        let placed: String = first(
+            sqlx::query_scalar(&in_transaction(UPSERT_SALES_TARGETS, yours, yours))
+                .bind(json)
+                .bind(now_text.as_str())
+                .fetch_all(&mut *conn)
+                .await?,
+        )?;
         let placed: Vec<(usize, i64, &str, i64)> =
             serde_json::from_str(&placed).map_err(StoreError::codec)?;
         let mut stored: Vec<Option<SalesTarget>> = rows.iter().map(|_| None).collect();

@@ -8,7 +8,8 @@
 //! the task writes each group with as few hand-offs as it can: the upserts of one table in the
 //! group become one multi-row statement (`upsert.rs`), and one transaction covers the whole
 //! group (begun and committed by the upserts' own statements when they are the group's only
-//! write). With one request in flight a group is just that request; under load one
+//! write). Every change writes its events (the outbox) in the group's transaction: the
+//! upserts' scripts their own, reservation runs and other operations theirs. With one request in flight a group is just that request; under load one
 //! transaction serves many.
 //!
 //! Jobs. A job is a request's write: the rows of an upsert (single or batch), an operation on
@@ -42,7 +43,7 @@ use std::time::{Duration, Instant};
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
-use tokio::sync::{mpsc, oneshot, Mutex};
+use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
 use super::supervisor::{supervise, Liveness};
 use super::upsert::{Encoded, Transaction, Upsert};
@@ -93,10 +94,11 @@ pub(super) struct Writer {
 
 impl Writer {
     /// Starts the task (under its supervisor) on `pool`, a pool of the one writer connection.
-    pub(super) fn start(pool: SqlitePool) -> Self {
+    /// `written` is notified after each group (`Store::event_signal`).
+    pub(super) fn start(pool: SqlitePool, written: Arc<Notify>) -> Self {
         let (jobs, queued) = mpsc::channel(MAX_QUEUED_JOBS);
         let task = supervise("sqlite writer", queued, move |queued| {
-            write_loop(pool.clone(), queued)
+            write_loop(pool.clone(), queued, written.clone())
         });
         Self { jobs, task }
     }
@@ -350,7 +352,11 @@ impl<T: Upsert> Upserts<T> {
 /// task of its own), and given back whenever the queue runs dry, so that closing the pool at
 /// shutdown (and reading an in-memory database, which shares it) never waits on an idle
 /// writer.
-async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
+async fn write_loop(
+    pool: SqlitePool,
+    queued: Arc<Mutex<mpsc::Receiver<Job>>>,
+    written: Arc<Notify>,
+) {
     // A task that panicked may have left its transaction open on the connection.
     if let Ok(mut conn) = pool.acquire().await {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
@@ -394,6 +400,8 @@ async fn write_loop(pool: SqlitePool, queued: Arc<Mutex<mpsc::Receiver<Job>>>) {
             if write_and_answer(&mut held, group).await {
                 conn = Some(held);
             }
+            // The event feed's long polls look again (a failed group wakes them for nothing).
+            written.notify_waiters();
         }
     }
 }

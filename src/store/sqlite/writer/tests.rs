@@ -144,7 +144,7 @@ async fn database() -> (tempfile::TempDir, SqlitePool) {
 #[tokio::test]
 async fn a_panicking_job_is_answered_unavailable_and_the_queue_goes_on() {
     let (_dir, pool) = database().await;
-    let writer = Writer::start(pool);
+    let writer = Writer::start(pool, Arc::default());
     let panicked: Result<(), _> = writer
         .run((), |_, _| {
             Box::pin(async { panic!("a bug in an operation") })
@@ -181,7 +181,7 @@ async fn one_failing_job_fails_alone_and_its_group_is_written() {
         .execute(&pool)
         .await
         .unwrap();
-    let writer = Arc::new(Writer::start(pool.clone()));
+    let writer = Arc::new(Writer::start(pool.clone(), Arc::default()));
     let insert: Operation<SqliteConnection, i64, ()> = |conn, v| {
         Box::pin(async move {
             sqlx::query("INSERT INTO t (v) VALUES (?)")
@@ -237,7 +237,7 @@ fn reserve(sku: u32, quantity: i64) -> ReservationOp {
 async fn reservations_of_a_failed_group_are_run_again_one_by_one_with_their_own_answers() {
     let (_dir, pool) = database().await;
     super::super::MIGRATOR.run(&pool).await.unwrap();
-    let writer = Writer::start(pool.clone());
+    let writer = Writer::start(pool.clone(), Arc::default());
     let mut row = inventory(1);
     row.inventory = crate::domain::Units::parse(12).unwrap();
     writer
