@@ -765,6 +765,16 @@ pub fn assert_error(response: &TestResponse, status: StatusCode, error_code: &st
     assert_eq!(response.json["error_code"], error_code, "{}", response.text);
 }
 
+/// Asserts a 422 `VALIDATION_FAILED` and returns the fields its `detail` names, in order.
+pub fn invalid_fields(response: &TestResponse) -> Vec<String> {
+    assert_error(
+        response,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "VALIDATION_FAILED",
+    );
+    field_errors(response).into_iter().map(|(f, _)| f).collect()
+}
+
 /// The `detail` entries of a 422 body as (index, field) pairs, the index `None` where the
 /// entry has none, in the order the body lists them.
 pub fn indexed_fields(response: &TestResponse) -> Vec<(Option<u64>, String)> {
