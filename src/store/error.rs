@@ -75,4 +75,6 @@ pub enum ConnectError {
     Open(#[from] sqlx::Error),
     #[error("cannot apply migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot apply migrations: another instance held the migration lock for {0} s")]
+    MigrationLock(u64),
 }

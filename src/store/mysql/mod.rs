@@ -8,6 +8,7 @@
 //! in `store/sql/`; this backend's upserts in `upsert.rs`.
 
 pub(super) mod error;
+mod migrate;
 mod upsert;
 
 use std::str::FromStr;
@@ -22,8 +23,6 @@ use super::{ConnectError, StoreError, StoreGauges, StoreOptions};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
 use error::retry_on_deadlock;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mysql");
 
 type Sql = Shared<MySql>;
 
@@ -44,8 +43,8 @@ pub struct MySqlStore {
 }
 
 impl MySqlStore {
-    /// Connects and applies pending migrations (under the migrator's lock, so several
-    /// instances starting together apply each migration once).
+    /// Connects and applies pending migrations (under a lock, so several instances starting
+    /// together apply each migration once: `migrate.rs`).
     pub async fn connect(options: &StoreOptions) -> Result<Self, ConnectError> {
         let url = options.url.replacen("mariadb:", "mysql:", 1);
         let connect = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
@@ -54,7 +53,7 @@ impl MySqlStore {
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
-        MIGRATOR.run(&pool).await?;
+        migrate::migrate(&pool).await?;
         Ok(Self {
             pool,
             events: std::sync::Arc::default(),
