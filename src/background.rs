@@ -1,19 +1,19 @@
 //! Work the service does on its own, beside requests: the reservation expiry sweep, the
 //! purge of refresh tokens and idempotency keys, and the event purge.
 //!
+//! Every instance runs this work, and instances may share a database: each claims the rows
+//! it works on (on MySQL `SELECT ... FOR UPDATE SKIP LOCKED`, `Backend::CLAIM_ROWS` in the
+//! store), so two instances never take one row at once, and neither waits for the other.
+//!
 //! A reservation holds its units until `expires_at` and no longer than about a second after:
 //! every `SWEEP_EVERY` each instance expires what has run out (`Store::expire_reservations`,
-//! which looks before it writes and takes each reservation under a lock, so instances sharing
-//! a database never expire one twice).
+//! which looks before it writes, then claims the reservations due; one another instance
+//! expired meanwhile is found ended and not counted: never expired twice).
 //!
 //! Every `PURGE_EVERY` each instance deletes refresh tokens that can never be used again,
-//! expired or revoked (`Store::purge_refresh_tokens`), and idempotency keys past their 24
-//! hours (`Store::purge_idempotency_keys`), `PURGE_LIMIT` rows per statement so that no write
-//! holds the database long. Instances sharing a database may purge at once:
-//! deleting a row twice is harmless.
-//!
-//! Every `PURGE_EVERY` too, each instance deletes the events older than
-//! `EVENT_RETENTION_DAYS` (`Store::purge_events`), `PURGE_LIMIT` at a time, oldest first.
+//! expired or revoked, idempotency keys past their 24 hours, and events older than
+//! `EVENT_RETENTION_DAYS` (`Store::purge`), `PURGE_LIMIT` rows per transaction so that no
+//! write holds the database long.
 //!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
 //! next round goes on.
@@ -25,7 +25,7 @@ use std::time::Duration;
 use tokio::task::JoinHandle;
 
 use crate::domain::Timestamp;
-use crate::store::{Store, StoreError};
+use crate::store::{Purge, Store, StoreError};
 
 /// How often overdue reservations are looked for.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
@@ -99,55 +99,39 @@ async fn expire_reservations(store: Arc<dyn Store>) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// One round of the refresh-token purge: every expired or revoked token, `PURGE_LIMIT` at a
-/// time. Returns how many went.
+/// One round of the refresh-token purge: every expired or revoked token. Returns how many
+/// went.
 pub async fn purge_refresh_tokens(store: &dyn Store) -> Result<u64, StoreError> {
-    let purged = purge_all(|| store.purge_refresh_tokens(PURGE_LIMIT)).await?;
-    if purged > 0 {
-        tracing::info!(
-            refresh_tokens = purged,
-            "purged expired and revoked refresh tokens"
-        );
-    }
-    Ok(purged)
+    purge_all(store, Purge::RefreshTokens(Timestamp::now())).await
 }
 
-/// One round of the idempotency-key purge: every key past its 24 hours, `PURGE_LIMIT` at a
-/// time. Returns how many went. (Expired keys count as absent before they are purged.)
+/// One round of the idempotency-key purge: every key past its 24 hours. Returns how many
+/// went. (Expired keys count as absent before they are purged.)
 pub async fn purge_idempotency_keys(store: &dyn Store) -> Result<u64, StoreError> {
-    let purged = purge_all(|| store.purge_idempotency_keys(PURGE_LIMIT)).await?;
-    if purged > 0 {
-        tracing::info!(idempotency_keys = purged, "purged expired idempotency keys");
-    }
-    Ok(purged)
+    purge_all(store, Purge::IdempotencyKeys(Timestamp::now())).await
 }
 
-/// One round of the event purge: every event that happened more than `retention` ago,
-/// `PURGE_LIMIT` at a time. Returns how many went.
+/// One round of the event purge: every event that happened more than `retention` ago.
+/// Returns how many went.
 pub async fn purge_events(store: &dyn Store, retention: Duration) -> Result<u64, StoreError> {
-    let before = Timestamp::now().minus(retention);
-    let purged = purge_all(|| store.purge_events(before, PURGE_LIMIT)).await?;
-    if purged > 0 {
-        tracing::info!(events = purged, "purged events past their retention");
-    }
-    Ok(purged)
+    purge_all(store, Purge::Events(Timestamp::now().minus(retention))).await
 }
 
-/// Calls `purge` (one statement of at most `PURGE_LIMIT` rows) until a call deletes fewer
-/// than that, so that no statement holds the database long; how many went in all.
-async fn purge_all<F, Fut>(purge: F) -> Result<u64, StoreError>
-where
-    F: Fn() -> Fut,
-    Fut: Future<Output = Result<u64, StoreError>>,
-{
+/// Deletes what `purge` names, `PURGE_LIMIT` rows per transaction until one deletes fewer,
+/// so that no write holds the database long; logs and returns how many went in all.
+async fn purge_all(store: &dyn Store, purge: Purge) -> Result<u64, StoreError> {
     let mut purged = 0;
     loop {
-        let deleted = purge().await?;
+        let deleted = store.purge(purge, PURGE_LIMIT).await?;
         purged += deleted;
         if deleted < PURGE_LIMIT.unsigned_abs() {
-            return Ok(purged);
+            break;
         }
     }
+    if purged > 0 {
+        tracing::info!(rows = purged, what = purge.label(), "purged");
+    }
+    Ok(purged)
 }
 
 /// Runs `round` every `period`, each time as a task of its own, until aborted.

@@ -17,7 +17,7 @@ use super::rows::{
     ReservationRow, SalesTargetRow, Text, UserRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
-use super::{Listed, Store, StoreError, StoreGauges, Synced};
+use super::{Listed, Purge, Store, StoreError, StoreGauges, Synced};
 use crate::domain::stockroom::{Answer, Ending, ReservationOp};
 use crate::domain::{
     Actor, Adjustment, AuditEntry, AuditFilter, ConsistencyReport, Event, EventFilter, ExternalId,
@@ -726,10 +726,10 @@ where
         .await
     }
 
-    #[tracing::instrument(level = "debug", skip_all, fields(limit = limit))]
-    async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError> {
-        self.write(limit, |conn, limit| {
-            Box::pin(Shared::purge_refresh_tokens(conn, Timestamp::now(), *limit))
+    #[tracing::instrument(level = "debug", skip_all, fields(purge = ?purge, limit = limit))]
+    async fn purge(&self, purge: Purge, limit: i64) -> Result<u64, StoreError> {
+        self.write((purge, limit), |conn, (purge, limit)| {
+            Box::pin(Shared::purge(conn, *purge, *limit))
         })
         .await
     }
@@ -790,13 +790,6 @@ where
         .await
     }
 
-    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError> {
-        self.write((before, limit), |conn, (before, limit)| {
-            Box::pin(Shared::purge_events(conn, *before, *limit))
-        })
-        .await
-    }
-
     fn event_signal(&self) -> Arc<Notify> {
         Engine::event_signal(self).clone()
     }
@@ -837,17 +830,6 @@ where
         self.write(claim.clone(), |conn, claim| {
             let held = (claim.user_id, &claim.key, claim.claim);
             Box::pin(Shared::release_claim(conn, held))
-        })
-        .await
-    }
-
-    async fn purge_idempotency_keys(&self, limit: i64) -> Result<u64, StoreError> {
-        self.write(limit, |conn, limit| {
-            Box::pin(Shared::purge_idempotency_keys(
-                conn,
-                Timestamp::now(),
-                *limit,
-            ))
         })
         .await
     }

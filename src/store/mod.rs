@@ -354,9 +354,10 @@ pub trait Store: Send + Sync + 'static {
         page: PageRequest,
     ) -> Result<Listed<AuditEntry>, StoreError>;
 
-    /// Deletes up to `limit` refresh tokens that are expired or revoked, oldest first;
-    /// returns how many went. Used tokens of live families stay, for reuse detection.
-    async fn purge_refresh_tokens(&self, limit: i64) -> Result<u64, StoreError>;
+    /// Deletes up to `limit` of the rows `purge` names, in one transaction; returns how many
+    /// went. Instances sharing a database may purge at once: each deletes rows no other
+    /// holds, and none waits for another.
+    async fn purge(&self, purge: Purge, limit: i64) -> Result<u64, StoreError>;
 
     /// The record of `user_id`'s idempotency key `key`, expired or not (see
     /// `IdempotencyRecord::is_live`). One read.
@@ -387,9 +388,6 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes `claim` if it still holds its key without a response, so a retry runs again.
     async fn release_idempotency_key(&self, claim: &NewClaim) -> Result<(), StoreError>;
 
-    /// Deletes up to `limit` expired idempotency keys, oldest first; returns how many went.
-    async fn purge_idempotency_keys(&self, limit: i64) -> Result<u64, StoreError>;
-
     /// How many reservations are active now, over the whole database (every instance's).
     async fn count_active_reservations(&self) -> Result<u64, StoreError>;
 
@@ -405,15 +403,44 @@ pub trait Store: Send + Sync + 'static {
         scope: &Scope,
     ) -> Result<Vec<Event>, StoreError>;
 
-    /// Deletes up to `limit` of the oldest events that happened before `before`; how many.
-    async fn purge_events(&self, before: Timestamp, limit: i64) -> Result<u64, StoreError>;
-
     /// Notified (`notify_waiters`) after every write transaction of this instance commits
     /// (SQLite: after each write-queue group): long polls of the event feed wait on it.
     fn event_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);
+}
+
+/// Rows that no request can use again, which the background work deletes (`Store::purge`),
+/// each as of a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purge {
+    /// Refresh tokens expired or revoked by then, oldest first. Used tokens of live families
+    /// stay: presenting one again must still revoke its family.
+    RefreshTokens(Timestamp),
+    /// Idempotency keys past their 24 hours by then (they already count as absent), the
+    /// first to expire first.
+    IdempotencyKeys(Timestamp),
+    /// Events that happened before then (older than the retention), oldest first.
+    Events(Timestamp),
+}
+
+impl Purge {
+    /// The time the purge is as of.
+    pub fn time(self) -> Timestamp {
+        match self {
+            Purge::RefreshTokens(at) | Purge::IdempotencyKeys(at) | Purge::Events(at) => at,
+        }
+    }
+
+    /// What the purge deletes, for the log.
+    pub fn label(self) -> &'static str {
+        match self {
+            Purge::RefreshTokens(_) => "expired and revoked refresh tokens",
+            Purge::IdempotencyKeys(_) => "expired idempotency keys",
+            Purge::Events(_) => "events past their retention",
+        }
+    }
 }
 
 /// A moment's view of a store's connections and queue (see `Store::gauges`).

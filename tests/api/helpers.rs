@@ -85,7 +85,12 @@ pub async fn fresh_database(backend: Backend) -> (String, Database) {
 /// What a test database needs to clean up when the test ends.
 pub enum Database {
     Sqlite(#[allow(dead_code)] tempfile::TempDir),
-    MySql { server_url: String, name: String },
+    MySql {
+        server_url: String,
+        name: String,
+    },
+    /// Another app's database (`TestApp::another_instance`): that app cleans it up.
+    Shared,
 }
 
 impl Drop for Database {
@@ -283,6 +288,13 @@ impl TestApp {
         drop(_background);
         state.store.close().await;
         TestApp::open(&database_url, _database).await
+    }
+
+    /// A second instance of the service on this app's database, as a deployment of several
+    /// runs them: its own store (pool, write queue) and background work, the same admin. Drop
+    /// it before this app, whose database it is.
+    pub async fn another_instance(&self) -> TestApp {
+        TestApp::open(&self.database_url, Database::Shared).await
     }
 
     /// Moves the `expires_at` of reservation `id` to `at`, straight in the database: a

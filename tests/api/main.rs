@@ -17,6 +17,7 @@ mod events;
 mod expiry;
 mod http;
 mod idempotency;
+mod instances;
 mod inventory;
 mod ledger;
 mod metrics;

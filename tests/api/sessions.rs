@@ -243,7 +243,8 @@ async fn expired_and_revoked_refresh_tokens_are_purged_and_live_ones_kept(app: T
         .unwrap();
 
     assert_eq!(purged, 2, "the revoked and the expired token");
-    assert_eq!(store.purge_refresh_tokens(100).await.unwrap(), 0);
+    let again = sellerdesk::store::Purge::RefreshTokens(sellerdesk::domain::Timestamp::now());
+    assert_eq!(store.purge(again, 100).await.unwrap(), 0);
     assert_eq!(refresh(&app, &live).await.status, StatusCode::OK);
     // The used token of a live family was kept: presenting it again is still caught as
     // reuse, and ends its family.

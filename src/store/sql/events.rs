@@ -1,6 +1,6 @@
 //! The event outbox, the same SQL on both databases: events inserted inside the transaction of
-//! the change they record, read back by id for `GET /api/v1/events`, and purged once older
-//! than the retention (docs/api.md, "Event feed").
+//! the change they record, and read back by id for `GET /api/v1/events` (docs/api.md, "Event
+//! feed"). Events older than the retention are purged (`purge.rs`).
 
 use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
@@ -100,31 +100,5 @@ where
             .fetch_all(&mut *conn)
             .await?;
         rows.into_iter().map(Event::try_from).collect()
-    }
-
-    /// Deletes up to `limit` of the oldest events that happened before `before`; how many.
-    pub async fn purge_events(
-        conn: &mut DB::Connection,
-        before: Timestamp,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let before = before.naive_utc();
-        // Ids grow with time: the `limit` oldest are those up to the last id of the first
-        // `limit` in id order. (Neither database deletes with `LIMIT` in the same way.)
-        let ids: Vec<(i64,)> =
-            sqlx::query_as("SELECT id FROM events WHERE occurred_at < ? ORDER BY id LIMIT ?")
-                .bind(before)
-                .bind(limit)
-                .fetch_all(&mut *conn)
-                .await?;
-        let Some(&(last,)) = ids.last() else {
-            return Ok(0);
-        };
-        let done = sqlx::query("DELETE FROM events WHERE id <= ? AND occurred_at < ?")
-            .bind(last)
-            .bind(before)
-            .execute(&mut *conn)
-            .await?;
-        Ok(DB::rows_affected(&done))
     }
 }

@@ -1,7 +1,7 @@
 //! Idempotency keys: the record of a user's key read, claimed (a new row, or over one that
-//! expired or whose request died), completed with its response, released, and purged. The
-//! same SQL on both databases. What the rows mean: `crate::domain::IdempotencyRecord` and
-//! migration 0007.
+//! expired or whose request died), completed with its response, and released (expired ones
+//! are purged by `purge.rs`). The same SQL on both databases. What the rows mean:
+//! `crate::domain::IdempotencyRecord` and migration 0007.
 
 use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
@@ -31,12 +31,6 @@ const COMPLETE_CLAIM: &str = "UPDATE idempotency_keys SET status = ?, headers = 
 const RELEASE_CLAIM: &str =
     "DELETE FROM idempotency_keys WHERE user_id = ? AND idem_key = ? AND claim = ? \
      AND status IS NULL";
-
-/// Expired rows, oldest first, `?` at a time. (MySQL takes no `LIMIT` in an `IN` subquery
-/// itself, hence the derived table.)
-const PURGE_IDEMPOTENCY_KEYS: &str = "DELETE FROM idempotency_keys WHERE id IN \
-     (SELECT id FROM (SELECT id FROM idempotency_keys \
-     WHERE expires_at <= ? ORDER BY expires_at, id LIMIT ?) AS due)";
 
 impl<DB> Shared<DB>
 where
@@ -146,19 +140,5 @@ where
             .execute(&mut *conn)
             .await?;
         Ok(())
-    }
-
-    /// Deletes up to `limit` rows expired at `now`; returns how many went.
-    pub async fn purge_idempotency_keys(
-        conn: &mut DB::Connection,
-        now: Timestamp,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(PURGE_IDEMPOTENCY_KEYS)
-            .bind(now.naive_utc())
-            .bind(limit)
-            .execute(&mut *conn)
-            .await?;
-        Ok(DB::rows_affected(&done))
     }
 }

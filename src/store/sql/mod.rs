@@ -11,7 +11,7 @@
 //! each operation its own and repeats it on a deadlock).
 //!
 //! - `audit.rs`: the audit log, appended and read;
-//! - `idempotency.rs`: idempotency keys, claimed, completed, released and purged;
+//! - `idempotency.rs`: idempotency keys, claimed, completed and released;
 //! - `users.rs`: users, their sellers, refresh tokens;
 //! - `records.rs`: records by table (get, list, incremental-sync pages, low stock, lookup)
 //!   and the delete of a sales target;
@@ -20,7 +20,9 @@
 //! - `stock.rs`: writes to one row's stock (adjust, thresholds, delete) with their ledger
 //!   entries, and the pieces every stock operation uses;
 //! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
-//! - `events.rs`: the event outbox, appended in the transaction of each change, read and purged;
+//! - `events.rs`: the event outbox, appended in the transaction of each change, and read;
+//! - `purge.rs`: rows no request can use again (refresh tokens, idempotency keys, events),
+//!   deleted by the background work;
 //! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
 mod audit;
@@ -29,6 +31,7 @@ mod conditional;
 mod events;
 mod filter;
 mod idempotency;
+mod purge;
 mod records;
 mod reservations;
 mod stock;
@@ -52,6 +55,13 @@ pub(super) trait Backend: sqlx::Database {
     /// `FOR UPDATE` on MySQL. SQLite needs nothing: its one writer holds the whole database.
     const LOCK_ROWS: &'static str;
 
+    /// Appended to a `SELECT` inside a transaction that claims rows for work every instance
+    /// does on its own (the expiry sweep, the purges): `FOR UPDATE SKIP LOCKED` on MySQL, so
+    /// that instances sharing a database each take rows no other holds, and none waits for
+    /// another (or for a request holding the row). SQLite needs nothing: its one writer holds
+    /// the whole database.
+    const CLAIM_ROWS: &'static str;
+
     /// How many rows a statement changed.
     fn rows_affected(done: &Self::QueryResult) -> u64;
 
@@ -72,6 +82,7 @@ pub(super) trait Backend: sqlx::Database {
 
 impl Backend for sqlx::Sqlite {
     const LOCK_ROWS: &'static str = "";
+    const CLAIM_ROWS: &'static str = "";
     // `reservations` is AUTOINCREMENT: ids are never reused, so the next one follows the
     // highest ever given (kept in `sqlite_sequence`, absent until the first insert).
     const NEXT_RESERVATION_ID: Option<&'static str> =
@@ -89,6 +100,7 @@ impl Backend for sqlx::Sqlite {
 
 impl Backend for sqlx::MySql {
     const LOCK_ROWS: &'static str = " FOR UPDATE";
+    const CLAIM_ROWS: &'static str = " FOR UPDATE SKIP LOCKED";
     const NEXT_RESERVATION_ID: Option<&'static str> = None;
     const EVENT_LOCK: Option<&'static str> =
         Some("UPDATE event_sequence SET batches = batches + 1 WHERE id = 1");

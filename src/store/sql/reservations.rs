@@ -346,16 +346,19 @@ where
         now: Timestamp,
         limit: i64,
     ) -> Result<Released, StoreError> {
-        let ids: Vec<(i64,)> = sqlx::query_as(
+        // Claimed: another instance's sweep skips these, and this one skips its.
+        let claim = format!(
             "SELECT id FROM reservations WHERE status = 'active' AND expires_at <= ? \
-             ORDER BY expires_at, id LIMIT ?",
-        )
-        .bind(now.naive_utc())
-        .bind(limit)
-        .fetch_all(&mut *conn)
-        .await?;
-        // Another instance may have ended some since the query: those answer "not active"
-        // (under the lock the run takes) and are not counted.
+             ORDER BY expires_at, id LIMIT ?{}",
+            DB::CLAIM_ROWS
+        );
+        let ids: Vec<(i64,)> = sqlx::query_as(&claim)
+            .bind(now.naive_utc())
+            .bind(limit)
+            .fetch_all(&mut *conn)
+            .await?;
+        // A request (or, on SQLite, nothing) may have ended some since the query: those
+        // answer "not active" under the lock the run takes, and are not counted.
         Self::end_all(conn, ids, Ending::Expire, &Actor::system(), now).await
     }
 

@@ -17,13 +17,6 @@ use crate::store::{Listed, StoreError};
 /// used, whether the user is active, and the user's token version.
 type FoundToken = (i64, Text, NaiveDateTime, Option<NaiveDateTime>, bool, i64);
 
-/// The oldest `?` (a limit) refresh tokens expired by `?` (now) or revoked. The ids are picked
-/// in a derived table: MySQL takes neither a `LIMIT` in an `IN` subquery nor a subquery of the
-/// table it deletes from, and SQLite has no `DELETE ... LIMIT` by default.
-const PURGE_REFRESH_TOKENS: &str = "DELETE FROM refresh_tokens WHERE id IN \
-     (SELECT id FROM (SELECT id FROM refresh_tokens \
-     WHERE expires_at <= ? OR revoked_at IS NOT NULL ORDER BY id LIMIT ?) AS due)";
-
 impl<DB> Shared<DB>
 where
     DB: Backend,
@@ -288,22 +281,6 @@ where
             }
             _ => Rotation::Invalid,
         })
-    }
-
-    /// Deletes up to `limit` refresh tokens that can never be used again: expired by `now`,
-    /// or revoked. Used but live tokens stay: presenting one again must still revoke its
-    /// family. Returns how many rows went.
-    pub async fn purge_refresh_tokens(
-        conn: &mut DB::Connection,
-        now: Timestamp,
-        limit: i64,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(PURGE_REFRESH_TOKENS)
-            .bind(now.naive_utc())
-            .bind(limit)
-            .execute(&mut *conn)
-            .await?;
-        Ok(DB::rows_affected(&done))
     }
 
     /// Revokes the family of the token with this hash, if there is one.
