@@ -49,15 +49,26 @@ fn cors(config: &Config) -> CorsLayer {
     }
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+        // Every method and request header the API takes, and every response header a client
+        // acts on (`ETag` for conditional writes), or a browser app could not use them.
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
             HeaderName::from_static("x-request-id"),
             middleware::IDEMPOTENCY_KEY,
         ])
         .expose_headers([
             HeaderName::from_static("x-request-id"),
+            header::ETAG,
             header::RETRY_AFTER,
             middleware::IDEMPOTENT_REPLAYED,
         ])

@@ -255,6 +255,42 @@ async fn cors_answers_only_the_configured_origins() {
         .await;
     assert!(!refused.headers.contains_key("access-control-allow-origin"));
 
+    // Conditional writes from a browser: PUT with If-Match, and the ETag readable.
+    let conditional = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/v1/inventory/1/thresholds")
+        .header("origin", "https://app.example.com")
+        .header("access-control-request-method", "PUT")
+        .header(
+            "access-control-request-headers",
+            "authorization,content-type,if-match,if-none-match,idempotency-key",
+        )
+        .body(Body::empty())
+        .unwrap();
+    let conditional = app.send_anonymous(conditional).await;
+    let allowed_methods = conditional.headers["access-control-allow-methods"]
+        .to_str()
+        .unwrap();
+    assert!(allowed_methods.contains("PUT"), "{allowed_methods}");
+    let allowed_headers = conditional.headers["access-control-allow-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    for name in ["if-match", "if-none-match", "idempotency-key"] {
+        assert!(allowed_headers.contains(name), "{name}: {allowed_headers}");
+    }
+    let read = Request::builder()
+        .uri("/health")
+        .header("origin", "https://app.example.com")
+        .body(Body::empty())
+        .unwrap();
+    let read = app.send_anonymous(read).await;
+    let exposed = read.headers["access-control-expose-headers"]
+        .to_str()
+        .unwrap()
+        .to_ascii_lowercase();
+    assert!(exposed.contains("etag"), "{exposed}");
+
     let default = crate::helpers::TestApp::with_config(|_| {}).await;
     let none = default
         .send_anonymous(preflight("https://app.example.com"))
