@@ -9,6 +9,7 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod middleware;
 pub mod monitoring;
 pub mod routes;
@@ -30,6 +31,7 @@ use tower_http::trace::TraceLayer;
 
 use crate::auth::AuthState;
 use crate::config::Config;
+use crate::limits::Limits;
 use crate::store::Store;
 
 /// How long a request may take before it is answered 503, so that a stuck database call cannot
@@ -81,15 +83,19 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub config: Arc<Config>,
     pub auth: Arc<AuthState>,
+    /// The per-IP limits and the login backoff (in this process, or in Redis: `REDIS_URL`).
+    pub limits: Arc<Limits>,
 }
 
 impl AppState {
     pub fn new(store: Arc<dyn Store>, config: Config) -> Self {
         let auth = Arc::new(AuthState::new(&config));
+        let limits = Arc::new(Limits::new(&config));
         Self {
             store,
             config: Arc::new(config),
             auth,
+            limits,
         }
     }
 }

@@ -50,8 +50,8 @@ pub async fn password_grant(
         metrics::counter!("login_failures_total").increment(1);
         return Err(AuthError::InvalidCredentials);
     };
-    let throttle = &app.auth.throttle;
-    if let Err(wait) = throttle.check(&username, client) {
+    let limits = &app.limits;
+    if let Err(wait) = limits.login_check(&username, client).await {
         tracing::warn!(username = username.as_str(), client_ip = %client,
             "login throttled after repeated failures");
         metrics::counter!("login_failures_total").increment(1);
@@ -65,13 +65,13 @@ pub async fn password_grant(
     let user = match user {
         Some(user) if verified && user.is_active => user,
         _ => {
-            throttle.failed(&username, client);
+            limits.login_failed(&username, client).await;
             tracing::warn!(username = username.as_str(), client_ip = %client, "login failed");
             metrics::counter!("login_failures_total").increment(1);
             return Err(AuthError::InvalidCredentials);
         }
     };
-    throttle.succeeded(&username, client);
+    limits.login_succeeded(&username, client).await;
     let refresh = random_hex(REFRESH_TOKEN_BYTES);
     let record = NewRefreshToken {
         token_hash: token_hash(&refresh),

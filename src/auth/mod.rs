@@ -6,7 +6,8 @@
 //! - `caller`: `AuthUser`, that caller as handlers extract it, and its permission checks;
 //! - `login`: the token flows (password grant, refresh rotation, revocation), in `AuthError`
 //!   terms; `crate::routes::auth` puts OAuth2 HTTP around them;
-//! - `jwt` (access tokens), `password` (argon2id), `throttle` (failed-login backoff),
+//! - `jwt` (access tokens), `password` (argon2id), `throttle` (failed-login backoff, used
+//!   through `crate::limits`),
 //!   `principals` (the short-lived user cache), `bootstrap` (the first admin), `error`.
 
 pub mod bootstrap;
@@ -37,7 +38,6 @@ pub struct AuthState {
     pub keys: JwtKeys,
     pub passwords: Passwords,
     pub principals: Principals,
-    pub throttle: LoginThrottle,
 }
 
 impl AuthState {
@@ -46,7 +46,6 @@ impl AuthState {
             keys: JwtKeys::new(config),
             passwords: Passwords::new(),
             principals: Principals::default(),
-            throttle: LoginThrottle::default(),
         }
     }
 }

@@ -10,7 +10,8 @@
 //! does not stop the real user logging in from another. Guessing from many addresses is what
 //! the per-IP limit of the token endpoint (`LOGIN_RATE_LIMIT_PER_MINUTE`) is for.
 //!
-//! State is per process and bounded by memory: at most `MAX_TRACKED` (username, client) pairs.
+//! State is per process (with `REDIS_URL`, `crate::limits::redis` keeps it in Redis instead,
+//! by the same `backoff` rule) and bounded by memory: at most `MAX_TRACKED` (username, client) pairs.
 //! When the table is full, the pair whose last failure is oldest is forgotten first, and
 //! failures older than `MEMORY` are dropped as new ones come in. The table is never cleared
 //! wholesale, which would hand every throttled client a fresh start.
@@ -26,10 +27,21 @@ use crate::middleware::ClientIp;
 const FREE_FAILURES: u32 = 5;
 const MAX_WAIT: Duration = Duration::from_secs(300);
 /// Failures older than this are forgotten.
-const MEMORY: Duration = Duration::from_secs(15 * 60);
+pub const MEMORY: Duration = Duration::from_secs(15 * 60);
 /// Most (username, client) pairs remembered. A pair costs about 200 bytes with a long
 /// username, so the table stays around 10 MiB at worst.
 pub const MAX_TRACKED: usize = 50_000;
+
+/// How long after its last failure a client that has failed `count` times in a row must wait
+/// before its next attempt: nothing for the first `FREE_FAILURES`, then 1 s, doubling with
+/// each failure up to `MAX_WAIT`. Also the rule of the Redis-backed throttle
+/// (`crate::limits::redis`).
+pub fn backoff(count: u32) -> Option<Duration> {
+    if count < FREE_FAILURES {
+        return None;
+    }
+    Some(Duration::from_secs(1 << (count - FREE_FAILURES).min(16)).min(MAX_WAIT))
+}
 
 /// Whose failures these are: a username (validated, so at most 64 bytes) from one client.
 type Key = (String, Option<IpAddr>);
@@ -101,10 +113,9 @@ impl LoginThrottle {
         let Some(f) = tracked.by_key.get(&Self::key(username, client)) else {
             return Ok(());
         };
-        if f.count < FREE_FAILURES {
+        let Some(wait) = backoff(f.count) else {
             return Ok(());
-        }
-        let wait = Duration::from_secs(1 << (f.count - FREE_FAILURES).min(16)).min(MAX_WAIT);
+        };
         match (f.last + wait).checked_duration_since(Instant::now()) {
             Some(left) if !left.is_zero() => Err(left),
             _ => Ok(()),
@@ -181,6 +192,17 @@ mod tests {
         for _ in 0..FREE_FAILURES {
             throttle.failed(&user(name), client);
         }
+    }
+
+    #[test]
+    fn the_backoff_doubles_after_the_free_failures_up_to_its_cap() {
+        assert_eq!(backoff(0), None);
+        assert_eq!(backoff(FREE_FAILURES - 1), None);
+        assert_eq!(backoff(FREE_FAILURES), Some(Duration::from_secs(1)));
+        assert_eq!(backoff(FREE_FAILURES + 1), Some(Duration::from_secs(2)));
+        assert_eq!(backoff(FREE_FAILURES + 3), Some(Duration::from_secs(8)));
+        assert_eq!(backoff(FREE_FAILURES + 9), Some(MAX_WAIT));
+        assert_eq!(backoff(u32::MAX), Some(MAX_WAIT));
     }
 
     #[test]

@@ -107,7 +107,23 @@ pub struct Config {
     /// `METRICS_ADDR`: an address (`127.0.0.1:9100`) where a listener of its own serves
     /// Prometheus metrics at `/metrics`; unset (the default), no metrics are kept or served.
     pub metrics_addr: Option<SocketAddr>,
+    /// `REDIS_URL` (with `REDIS_KEY_PREFIX`): a Redis that every instance shares its per-IP
+    /// limits and login backoff through; unset (the default), each instance counts alone.
+    pub redis: Option<RedisConfig>,
 }
+
+/// Where the limits shared by every instance live (`crate::limits::redis`).
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `REDIS_URL`: `redis://[user:password@]host[:port][/db]`; may hold a password.
+    pub url: Secret,
+    /// `REDIS_KEY_PREFIX` (`sellerdesk`): the start of every key, so that several deployments
+    /// (or parallel test runs) can share one Redis without sharing counters.
+    pub key_prefix: String,
+}
+
+/// `REDIS_KEY_PREFIX` when unset.
+pub const DEFAULT_REDIS_KEY_PREFIX: &str = "sellerdesk";
 
 impl Default for Config {
     /// The development defaults, with a fresh random signing key.
@@ -138,6 +154,7 @@ impl Default for Config {
             cors_origins: Vec::new(),
             admin_password: None,
             metrics_addr: None,
+            redis: None,
         }
     }
 }
@@ -277,6 +294,7 @@ impl Config {
                 "must differ from HOST:PORT: metrics have a listener of their own",
             ));
         }
+        config.redis = redis(&env)?;
         config.tls_terminated_upstream = env
             .flag("TLS_TERMINATED_UPSTREAM")?
             .unwrap_or(config.tls_terminated_upstream);
@@ -321,6 +339,34 @@ impl Config {
     pub fn listen_addr(&self) -> std::net::SocketAddr {
         std::net::SocketAddr::new(self.host, self.port)
     }
+}
+
+/// `REDIS_URL` and `REDIS_KEY_PREFIX`. The URL is checked here (redis-rs reads it the same way
+/// when it connects), so that a typo stops start-up instead of silently leaving every instance
+/// on its own limits; the error never repeats the value, which may hold a password.
+fn redis(env: &Env<'_>) -> Result<Option<RedisConfig>, ConfigError> {
+    let key_prefix = env
+        .read(
+            "REDIS_KEY_PREFIX",
+            |prefix| {
+                let fits = prefix.len() <= 64
+                    && prefix
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+                fits.then(|| prefix.to_owned())
+            },
+            "must be 1 to 64 letters, digits, '-', '_' or '.'",
+        )?
+        .unwrap_or_else(|| DEFAULT_REDIS_KEY_PREFIX.to_owned());
+    let url = env.read(
+        "REDIS_URL",
+        |url| {
+            let plain = url.starts_with("redis://") || url.starts_with("redis+unix://");
+            (plain && redis::Client::open(url).is_ok()).then(|| Secret::new(url))
+        },
+        "must be a redis:// URL, such as redis://127.0.0.1:6379 (rediss:// is not supported)",
+    )?;
+    Ok(url.map(|url| RedisConfig { url, key_prefix }))
 }
 
 /// `DATABASE_URL`, for a database we have a store for. Production has no default: it must say

@@ -31,6 +31,26 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.max_connections, 1000);
     assert_eq!(c.public_host, None);
     assert_eq!(c.metrics_addr, None, "no metrics unless asked for");
+    assert!(c.redis.is_none(), "limits per instance unless REDIS_URL");
+}
+
+#[test]
+fn redis_url_shares_the_limits_under_a_prefix() {
+    let c = config(&[("REDIS_URL", "redis://127.0.0.1:6379/2")]).unwrap();
+    let redis = c.redis.expect("REDIS_URL set");
+    assert_eq!(redis.url.expose(), "redis://127.0.0.1:6379/2");
+    assert_eq!(redis.key_prefix, "sellerdesk");
+    let c = config(&[
+        ("REDIS_URL", "redis://cache"),
+        ("REDIS_KEY_PREFIX", "blue-eu.1"),
+    ])
+    .unwrap();
+    assert_eq!(c.redis.unwrap().key_prefix, "blue-eu.1");
+    let err = config(&[("REDIS_URL", "redis://:hunter2@[::1")]).unwrap_err();
+    assert!(
+        !err.to_string().contains("hunter2"),
+        "the error never repeats the URL: {err}"
+    );
 }
 
 #[test]
@@ -77,6 +97,13 @@ fn each_bad_value_is_reported_under_its_own_name() {
         (vec![("TRUSTED_PROXIES", "10.0.0.0/33")], "TRUSTED_PROXIES"),
         (vec![("TLS_CERT_PATH", "/c.pem")], "TLS_KEY_PATH"),
         (vec![("LOG_FORMAT", "xml")], "LOG_FORMAT"),
+        (vec![("REDIS_URL", "localhost:6379")], "REDIS_URL"),
+        (vec![("REDIS_URL", "rediss://cache:6380")], "REDIS_URL"),
+        (vec![("REDIS_URL", "redis://[::1")], "REDIS_URL"),
+        (
+            vec![("REDIS_URL", "redis://x"), ("REDIS_KEY_PREFIX", "a b")],
+            "REDIS_KEY_PREFIX",
+        ),
         (vec![("CORS_ORIGINS", "*")], "CORS_ORIGINS"),
         (
             vec![("DATABASE_MAX_CONNECTIONS", "0")],
@@ -137,6 +164,7 @@ fn secrets_never_show_in_debug_output() {
     let c = config(&[
         ("SECRET_KEY", &"s".repeat(40)),
         ("DATABASE_URL", "mysql://u:hunter2@db/x"),
+        ("REDIS_URL", "redis://:hunter2@cache:6379/0"),
     ])
     .unwrap();
     let shown = format!("{c:?}");

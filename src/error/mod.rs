@@ -203,7 +203,7 @@ impl From<AuthError> for ApiError {
                 Self::Unauthorized { token_sent: true }
             }
             AuthError::Throttled { retry_after } => Self::RateLimited {
-                retry_after: retry_after.as_secs().max(1),
+                retry_after: crate::limits::retry_after_secs(retry_after),
             },
             AuthError::Unavailable => Self::Unavailable,
             AuthError::Internal(e) => Self::Internal(e),

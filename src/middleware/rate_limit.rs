@@ -1,46 +1,34 @@
-//! Per-client-IP rate limiting with tower_governor: `RATE_LIMIT_PER_MINUTE` on the API,
+//! Per-client-IP rate limiting: `RATE_LIMIT_PER_MINUTE` on the API,
 //! `LOGIN_RATE_LIMIT_PER_MINUTE` on the token endpoint, so that one client cannot flood the
 //! service or guess passwords at speed. `/health` is never limited.
 //!
 //! The key is the `ClientIp` that `request_context` resolved (the TCP peer, or, only when the
 //! peer is a trusted proxy, the address `X-Forwarded-For` names), through `bucket`: an IPv6
-//! client is limited per /64, an IPv4-mapped one as the IPv4 address it carries. tower_governor's own
-//! `SmartIpKeyExtractor` believes any client's headers, so a client could pick its own bucket;
-//! it is deliberately not used.
+//! client is limited per /64, an IPv4-mapped one as the IPv4 address it carries. A client's
+//! own headers never pick its bucket.
+//!
+//! The counting is `crate::limits::Limits`' (in this process, or in Redis with `REDIS_URL`);
+//! this layer only asks it and answers 429 with `Retry-After` (whole seconds, rounded up) and
+//! `X-RateLimit-After`, or passes the request on and adds `X-RateLimit-Limit` and
+//! `X-RateLimit-Remaining` to its response.
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::Request;
-use axum::response::IntoResponse;
+use axum::extract::{Request, State};
+use axum::http::{HeaderName, HeaderValue};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
-use tower_governor::governor::GovernorConfigBuilder;
-use tower_governor::key_extractor::KeyExtractor;
-use tower_governor::{GovernorError, GovernorLayer};
 
 use super::ClientIp;
 use crate::error::ApiError;
+pub use crate::limits::Limit;
+use crate::limits::{retry_after_secs, Limits};
 
-/// How often per-IP state of clients that went quiet is dropped.
-const PRUNE_EVERY: Duration = Duration::from_secs(60);
-
-/// Rate-limits by the client IP that `request_context` put on the request.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientIpKey;
-
-impl KeyExtractor for ClientIpKey {
-    type Key = IpAddr;
-
-    fn extract<T>(&self, req: &Request<T>) -> Result<IpAddr, GovernorError> {
-        req.extensions()
-            .get::<ClientIp>()
-            .and_then(|client| client.0)
-            .map(bucket)
-            .ok_or(GovernorError::UnableToExtractKey)
-    }
-}
+const LIMIT: HeaderName = HeaderName::from_static("x-ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("x-ratelimit-remaining");
+const AFTER: HeaderName = HeaderName::from_static("x-ratelimit-after");
 
 /// The bucket of a client address: an IPv4 address is its own; an IPv6 address shares one
 /// with its whole /64, the block one subscriber is usually given, so that a client cannot get
@@ -56,81 +44,55 @@ pub fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// Which limit refused a request: the `limit` label of `rate_limited_requests_total`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Limit {
-    /// `RATE_LIMIT_PER_MINUTE`, over the whole API.
-    Api,
-    /// `LOGIN_RATE_LIMIT_PER_MINUTE`, on the token endpoint.
-    Login,
-}
-
-impl Limit {
-    fn label(self) -> &'static str {
-        match self {
-            Limit::Api => "api",
-            Limit::Login => "login",
-        }
-    }
-}
-
-/// `router` limited to `per_minute` requests per client IP (a burst of `per_minute`, refilled
-/// evenly over the minute); unchanged when `per_minute` is 0. Refusals are counted in
-/// `rate_limited_requests_total{limit}`.
+/// `router` limited per client IP by `limits`' rule for `which` (a burst of `per_minute`,
+/// refilled evenly over the minute); unchanged when that limit is off (0). Refusals are counted
+/// in `rate_limited_requests_total{limit}`.
 pub fn limit<S: Clone + Send + Sync + 'static>(
     router: Router<S>,
-    per_minute: u32,
+    limits: Arc<Limits>,
     which: Limit,
 ) -> Router<S> {
-    if per_minute == 0 {
+    if limits.rate(which).is_none() {
         return router;
     }
-    let config = GovernorConfigBuilder::default()
-        .key_extractor(ClientIpKey)
-        .period(Duration::from_secs(60) / per_minute)
-        .burst_size(per_minute)
-        .use_headers()
-        .finish()
-        .expect("a non-zero rate gives a non-zero period and burst");
-    let config = Arc::new(config);
-    // Drop the state of IPs whose buckets are full again, so that traffic from millions of
-    // addresses cannot grow memory without bound. The task ends when the limiter is dropped.
-    let limiter = Arc::downgrade(config.limiter());
-    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-        runtime.spawn(async move {
-            loop {
-                tokio::time::sleep(PRUNE_EVERY).await;
-                let Some(limiter) = limiter.upgrade() else {
-                    return;
-                };
-                limiter.retain_recent();
-                limiter.shrink_to_fit();
-            }
-        });
-    }
-    router.layer(
-        GovernorLayer::new(config).error_handler(move |error| too_many_requests(error, which)),
-    )
+    router.layer(axum::middleware::from_fn_with_state(
+        (limits, which),
+        enforce,
+    ))
 }
 
-fn too_many_requests(error: GovernorError, which: Limit) -> axum::http::Response<Body> {
-    match error {
-        GovernorError::TooManyRequests { wait_time, headers } => {
-            metrics::counter!("rate_limited_requests_total", "limit" => which.label()).increment(1);
-            let mut response = ApiError::RateLimited {
-                retry_after: wait_time.max(1),
-            }
+async fn enforce(
+    State((limits, which)): State<(Arc<Limits>, Limit)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let Some(client) = request
+        .extensions()
+        .get::<ClientIp>()
+        .and_then(|client| client.0)
+    else {
+        return ApiError::Internal(anyhow::anyhow!("rate limiter could not key the request"))
             .into_response();
-            if let Some(headers) = headers {
-                for (name, value) in headers.iter() {
-                    response.headers_mut().entry(name).or_insert(value.clone());
-                }
-            }
+    };
+    match limits.check_rate(which, bucket(client)).await {
+        Ok(allowed) => {
+            let mut response = next.run(request).await;
+            let headers = response.headers_mut();
+            headers.insert(LIMIT, HeaderValue::from(allowed.limit));
+            headers.insert(REMAINING, HeaderValue::from(allowed.remaining));
             response
         }
-        GovernorError::UnableToExtractKey | GovernorError::Other { .. } => {
-            ApiError::Internal(anyhow::anyhow!("rate limiter could not key the request"))
-                .into_response()
+        Err(wait) => {
+            metrics::counter!("rate_limited_requests_total", "limit" => which.label()).increment(1);
+            let retry_after = retry_after_secs(wait);
+            let mut response = ApiError::RateLimited { retry_after }.into_response();
+            let headers = response.headers_mut();
+            headers.insert(AFTER, HeaderValue::from(retry_after));
+            if let Some(rate) = limits.rate(which) {
+                headers.insert(LIMIT, HeaderValue::from(rate.per_minute));
+            }
+            headers.insert(REMAINING, HeaderValue::from(0));
+            response
         }
     }
 }

@@ -14,7 +14,8 @@
 //!    keep up to date (the connection pool, the write queue, active reservations), then renders
 //!    the recorder's text.
 //!
-//! Elsewhere: `rate_limited_requests_total` in `middleware/rate_limit.rs`,
+//! Elsewhere: `rate_limited_requests_total` in `middleware/rate_limit.rs`, `redis_up` and
+//! `redis_fallbacks_total` in `limits/redis.rs`,
 //! `login_failures_total` in `auth/login.rs`, `write_group_size`/`write_group_rows` in the
 //! SQLite write queue (`store/sqlite/writer/`).
 
@@ -95,6 +96,14 @@ fn describe() {
     describe_counter!(
         "login_failures_total",
         "Password logins refused: wrong credentials, an inactive user, or throttled."
+    );
+    describe_gauge!(
+        "redis_up",
+        "With REDIS_URL: 1 while Redis answers, 0 while each instance enforces its own limits."
+    );
+    describe_counter!(
+        "redis_fallbacks_total",
+        "Limit checks answered by this instance alone because Redis did not answer (REDIS_URL)."
     );
     describe_gauge!(
         "reservations_active",

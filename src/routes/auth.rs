@@ -20,7 +20,6 @@ use utoipa_axum::routes;
 
 use crate::auth::login::{self, IssuedTokens};
 use crate::auth::{AuthError, AuthUser};
-use crate::config::Config;
 use crate::domain::{Actor, AuditAction, AuditTarget, NewAudit, Role, SellerId, Username};
 use crate::error::Envelope;
 use crate::middleware::rate_limit;
@@ -30,15 +29,12 @@ use crate::AppState;
 /// The endpoints that need no token: logging in, refreshing and revoking. The token endpoint
 /// also has its own, stricter per-IP limit against password guessing
 /// (`LOGIN_RATE_LIMIT_PER_MINUTE`).
-pub fn public_router(config: &Config) -> OpenApiRouter<AppState> {
+pub fn public_router(app: &AppState) -> OpenApiRouter<AppState> {
     let (token_router, token_doc) = OpenApiRouter::new()
         .routes(routes!(issue_token))
         .split_for_parts();
-    let token_router = rate_limit::limit(
-        token_router,
-        config.login_rate_limit_per_minute,
-        rate_limit::Limit::Login,
-    );
+    let token_router =
+        rate_limit::limit(token_router, app.limits.clone(), rate_limit::Limit::Login);
     OpenApiRouter::with_openapi(token_doc)
         .merge(OpenApiRouter::from(token_router))
         .routes(routes!(revoke_token))
@@ -133,7 +129,7 @@ impl From<AuthError> for OAuthFailure {
                 Self::invalid_grant("invalid refresh token")
             }
             AuthError::Throttled { retry_after } => Self {
-                retry_after: Some(retry_after.as_secs().max(1)),
+                retry_after: Some(crate::limits::retry_after_secs(retry_after)),
                 ..Self::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "invalid_grant",

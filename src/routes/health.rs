@@ -1,5 +1,7 @@
 //! `GET /health`: liveness and database reachability, for load balancers. Public (no token)
-//! and not rate-limited: load balancers probe it often, from few addresses.
+//! and not rate-limited: load balancers probe it often, from few addresses. With `REDIS_URL`
+//! it also says whether Redis answers, without failing when it does not: the limits then fall
+//! back to each instance's own (see `crate::limits`), and the instance keeps serving.
 
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::limits::RedisStatus;
 use crate::AppState;
 
 /// How long `/health` waits for the database before it says "unavailable".
@@ -27,6 +30,11 @@ pub struct Health {
     pub status: &'static str,
     #[schema(example = "ok")]
     pub database: &'static str,
+    /// Only with `REDIS_URL`: `ok`, or `unavailable` while each instance enforces its own
+    /// limits. Either way the status stays 200 when the database answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(example = "ok", nullable = false)]
+    pub redis: Option<&'static str>,
     #[schema(example = "0.1.0")]
     pub version: &'static str,
 }
@@ -34,18 +42,25 @@ pub struct Health {
 /// Liveness and database reachability, for load balancers. No authentication, no rate limit.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
-        (status = 200, description = "serving, database reachable", body = Health),
+        (status = 200, description = "serving, database reachable; with `REDIS_URL`, `redis` says whether the shared limits are in use (`unavailable`: each instance enforces its own)", body = Health,
+            example = json!({"status": "ok", "database": "ok", "redis": "ok", "version": "0.1.0"})),
         (status = 503, description = "database unreachable", body = Health,
             example = json!({"status": "unavailable", "database": "unavailable", "version": "0.1.0"})),
     ))]
 pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
     let version = env!("CARGO_PKG_VERSION");
-    match tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()).await {
+    let (database, redis) = tokio::join!(
+        tokio::time::timeout(HEALTH_PING_TIMEOUT, app.store.ping()),
+        app.limits.redis_status()
+    );
+    let redis = redis.map(RedisStatus::as_str);
+    match database {
         Ok(Ok(())) => (
             StatusCode::OK,
             Json(Health {
                 status: "ok",
                 database: "ok",
+                redis,
                 version,
             }),
         ),
@@ -54,6 +69,7 @@ pub async fn health(State(app): State<AppState>) -> impl IntoResponse {
             Json(Health {
                 status: "unavailable",
                 database: "unavailable",
+                redis,
                 version,
             }),
         ),

@@ -90,7 +90,7 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
 pub fn router(app: &AppState) -> Router<AppState> {
     let (health, health_doc) = health::router().split_for_parts();
     let (api, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
-        .merge(auth::public_router(&app.config))
+        .merge(auth::public_router(app))
         .merge(protected(app))
         .layer(DefaultBodyLimit::max(SINGLE_BODY_LIMIT))
         .split_for_parts();
@@ -101,7 +101,7 @@ pub fn router(app: &AppState) -> Router<AppState> {
     health
         .merge(rate_limit::limit(
             limited,
-            app.config.rate_limit_per_minute,
+            app.limits.clone(),
             rate_limit::Limit::Api,
         ))
         // Every route names its template in the request log and the metrics.

@@ -426,7 +426,11 @@ async fn a_name_that_cannot_be_a_username_is_refused_like_a_wrong_password_and_n
         !everything_logged().contains(&marker),
         "an invalid username reached the log"
     );
-    assert_eq!(app.state.auth.throttle.tracked(), 1, "only admin's failure");
+    assert_eq!(
+        app.state.limits.embedded_throttle().tracked(),
+        1,
+        "only admin's failure"
+    );
 }
 
 /// An app that believes `X-Forwarded-For` from the in-process mock peer, so that a test can

@@ -1,6 +1,7 @@
 //! The HTTP test suite: one binary, one module per area. Every test listed in a
 //! `backend_tests!(...)` runs on SQLite and on MySQL/MariaDB; the MySQL ones are reported as
-//! ignored unless `TEST_MYSQL_URL` was set when the suite was built (see `build.rs`).
+//! ignored unless `TEST_MYSQL_URL` was set when the suite was built (see `build.rs`); the
+//! Redis ones (`shared_limits`) likewise with `TEST_REDIS_URL`.
 
 mod helpers;
 mod process;
@@ -27,6 +28,7 @@ mod rbac;
 mod reservations;
 mod sales;
 mod sessions;
+mod shared_limits;
 mod stock;
 mod sync;
 mod tls;
