@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::middleware::StateInformationMiddleware;
-use governor::{Quota, RateLimiter};
+use governor::RateLimiter;
+use tower_governor::governor::GovernorConfigBuilder;
 
 use super::{Allowed, Limit, Rate};
 use crate::auth::LoginThrottle;
@@ -35,11 +36,16 @@ impl PerIp {
     fn new(per_minute: u32) -> Option<Self> {
         let burst = NonZeroU32::new(per_minute)?;
         let rate = Rate { per_minute };
-        let quota = Quota::with_period(rate.interval())
-            .expect("a non-zero rate gives a non-zero period")
-            .allow_burst(burst);
-        let limiter =
-            Arc::new(RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>());
+        // tower_governor's configuration builds the limiter: a GCRA state per client, with the
+        // state information `X-RateLimit-Remaining` needs. Our middleware calls it rather than
+        // tower_governor's layer, so that the Redis limits can stand in for it.
+        let config = GovernorConfigBuilder::default()
+            .period(rate.interval())
+            .burst_size(burst.get())
+            .use_headers()
+            .finish()
+            .expect("a non-zero burst and period");
+        let limiter: Arc<KeyedLimiter> = config.limiter().clone();
         prune_quiet_clients(&limiter);
         Some(Self { rate, limiter })
     }
