@@ -1,7 +1,8 @@
 //! Several instances on one database, as a deployment behind a load balancer runs them:
 //! background work that every instance does is done once (each reservation expired once, each
 //! purged row counted once), and an instance killed in the middle of a write load loses no
-//! write it acknowledged (docs/deployment.md).
+//! write it acknowledged (docs/deployment.md). The last needs MariaDB and Redis, as the
+//! `shared_limits` tests do.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use crate::backend_tests;
 use crate::helpers::{fresh_database, id_of, inventory_body, Backend, TestApp, ADMIN_PASSWORD};
 use crate::process::{free_port, login, start};
 use crate::raw_http::RawRequest;
+use crate::shared_limits::{redis_url, Prefix};
 
 backend_tests!(
     two_instances_expire_each_reservation_once,
@@ -153,17 +155,25 @@ async fn events_after(app: &TestApp, after: i64) -> Vec<Value> {
 /// is readable through the other, with the value acknowledged, and the books balance.
 #[test]
 #[cfg_attr(not(mysql_tests), ignore = "TEST_MYSQL_URL is not set")]
+#[cfg_attr(
+    all(mysql_tests, not(redis_tests)),
+    ignore = "TEST_REDIS_URL is not set"
+)]
 fn an_instance_killed_mid_load_loses_no_acknowledged_write() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let (url, _database) = runtime.block_on(fresh_database(Backend::MySql));
-    // One signing key for both, as a deployment shares it: a token works on either.
+    let (redis, prefix) = (redis_url(), Prefix::new());
+    // One signing key for both, as a deployment shares it: a token works on either. The
+    // limits are shared through Redis, as in production, and high enough not to refuse.
     let secret = format!("{:064x}", rand::random::<u128>());
     let vars = [
         ("DATABASE_URL", url.as_str()),
         ("SECRET_KEY", secret.as_str()),
         ("ADMIN_PASSWORD", ADMIN_PASSWORD),
-        ("RATE_LIMIT_PER_MINUTE", "0"),
-        ("LOGIN_RATE_LIMIT_PER_MINUTE", "0"),
+        ("REDIS_URL", redis.as_str()),
+        ("REDIS_KEY_PREFIX", prefix.0.as_str()),
+        ("RATE_LIMIT_PER_MINUTE", "1000000"),
+        ("LOGIN_RATE_LIMIT_PER_MINUTE", "1000"),
     ];
     // Both start at once, as a deployment starts them: one migrates and bootstraps, the
     // other finds it done.
@@ -176,6 +186,10 @@ fn an_instance_killed_mid_load_loses_no_acknowledged_write() {
             let said: Vec<String> = console.try_iter().collect();
             panic!("an instance did not become healthy: {said:#?}");
         }
+    }
+    for port in ports {
+        let health = RawRequest::get("/health").send(port);
+        assert_eq!(health.json()["redis"], "ok", "{}", health.raw);
     }
     let token = login(ports[0], "admin", ADMIN_PASSWORD);
 

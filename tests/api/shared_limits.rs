@@ -18,7 +18,7 @@ use crate::process::{free_port, signal, start, wait_for_exit, wait_until_healthy
 use crate::raw_http::{RawRequest, RawResponse};
 
 /// The Redis of the tests, checked: a set but unusable `TEST_REDIS_URL` fails the test.
-fn redis_url() -> String {
+pub fn redis_url() -> String {
     let url = std::env::var("TEST_REDIS_URL")
         .ok()
         .filter(|u| !u.is_empty())
@@ -36,10 +36,10 @@ fn redis_url() -> String {
 }
 
 /// A key prefix no other test uses; its keys are deleted when the test ends.
-struct Prefix(String);
+pub struct Prefix(pub String);
 
 impl Prefix {
-    fn new() -> Self {
+    pub fn new() -> Self {
         Self(format!(
             "sellerdesk_test_{:016x}",
             rand::thread_rng().gen::<u64>()
