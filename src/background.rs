@@ -17,6 +17,10 @@
 //!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
 //! next round goes on.
+//!
+//! Beside them runs the webhook delivery worker (`crate::webhooks`), which claims each webhook
+//! with a lease in the database, so instances sharing a database never deliver for one
+//! webhook at once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,8 +28,10 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::store::{Store, StoreError};
+use crate::webhooks::{Worker, WorkerSettings};
 
 /// How often overdue reservations are looked for.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
@@ -41,14 +47,25 @@ pub struct Background {
     sweep: JoinHandle<()>,
     purge: JoinHandle<()>,
     event_purge: JoinHandle<()>,
+    webhooks: Option<Worker>,
 }
 
 impl Background {
-    /// Starts the background tasks on `store`; events are kept `event_retention`.
-    pub fn start(store: Arc<dyn Store>, event_retention: Duration) -> Self {
+    /// Starts the background tasks on `store`, as `config` says (how long events are kept,
+    /// where webhooks may be delivered and how they are retried).
+    pub fn start(store: Arc<dyn Store>, config: &Config) -> Self {
+        let event_retention = config.event_retention;
         let sweeping = store.clone();
         let purging = store.clone();
+        let webhooks = Worker::start(
+            store.clone(),
+            WorkerSettings {
+                allow_private: config.webhook_allow_private,
+                retry: config.webhook_retry,
+            },
+        );
         Self {
+            webhooks: Some(webhooks),
             event_purge: tokio::spawn(every(PURGE_EVERY, "event purge", move || {
                 let store = purging.clone();
                 async move {
@@ -72,11 +89,24 @@ impl Background {
         }
     }
 
-    /// Ends the background tasks (at shutdown, before the store closes).
+    /// Ends the background tasks at once.
     pub fn stop(&self) {
         self.sweep.abort();
         self.purge.abort();
         self.event_purge.abort();
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.abort();
+        }
+    }
+
+    /// Ends the background tasks at shutdown, before the store closes: webhook deliveries in
+    /// flight are abandoned and their leases released, so that another instance (or this one,
+    /// restarted) goes on with them at once.
+    pub async fn shutdown(mut self) {
+        if let Some(webhooks) = self.webhooks.take() {
+            webhooks.shutdown().await;
+        }
+        self.stop();
     }
 }
 

@@ -21,7 +21,7 @@ pub use env::ConfigError;
 pub use secret::{Secret, MIN_SECRET_KEY_BYTES};
 
 use self::env::{bad, Env};
-use crate::domain::NewPassword;
+use crate::domain::{NewPassword, RetryPolicy};
 use crate::middleware::Cidr;
 use crate::store::Durability;
 
@@ -107,6 +107,12 @@ pub struct Config {
     /// `METRICS_ADDR`: an address (`127.0.0.1:9100`) where a listener of its own serves
     /// Prometheus metrics at `/metrics`; unset (the default), no metrics are kept or served.
     pub metrics_addr: Option<SocketAddr>,
+    /// `WEBHOOK_ALLOW_PRIVATE` (default false): whether webhooks may target loopback, private,
+    /// link-local and other non-public addresses (docs/webhooks.md, "Which targets").
+    pub webhook_allow_private: bool,
+    /// When failed webhook deliveries are retried and given up (not an environment variable:
+    /// 1 s doubling to at most 1 h, given up after 24 h; tests shorten it).
+    pub webhook_retry: RetryPolicy,
 }
 
 impl Default for Config {
@@ -138,6 +144,8 @@ impl Default for Config {
             cors_origins: Vec::new(),
             admin_password: None,
             metrics_addr: None,
+            webhook_allow_private: false,
+            webhook_retry: RetryPolicy::default(),
         }
     }
 }
@@ -277,6 +285,9 @@ impl Config {
                 "must differ from HOST:PORT: metrics have a listener of their own",
             ));
         }
+        config.webhook_allow_private = env
+            .flag("WEBHOOK_ALLOW_PRIVATE")?
+            .unwrap_or(config.webhook_allow_private);
         config.tls_terminated_upstream = env
             .flag("TLS_TERMINATED_UPSTREAM")?
             .unwrap_or(config.tls_terminated_upstream);

@@ -21,6 +21,8 @@
 //!   entries, and the pieces every stock operation uses;
 //! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
 //! - `events.rs`: the event outbox, appended in the transaction of each change, read and purged;
+//! - `webhooks.rs`: webhooks, their delivery log, and the delivery state and lease the worker
+//!   keeps on each webhook;
 //! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
 mod audit;
@@ -33,6 +35,7 @@ mod records;
 mod reservations;
 mod stock;
 mod users;
+mod webhooks;
 
 use std::marker::PhantomData;
 
