@@ -13,7 +13,8 @@
 //! deleting a row twice is harmless.
 //!
 //! Every `PURGE_EVERY` too, each instance deletes the events older than
-//! `EVENT_RETENTION_DAYS` (`Store::purge_events`), `PURGE_LIMIT` at a time, oldest first.
+//! `EVENT_RETENTION_DAYS` (`Store::purge_events`), `PURGE_LIMIT` at a time, oldest first, and
+//! the webhook delivery attempts as old (`Store::purge_webhook_deliveries`).
 //!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
 //! next round goes on.
@@ -69,9 +70,10 @@ impl Background {
             event_purge: tokio::spawn(every(PURGE_EVERY, "event purge", move || {
                 let store = purging.clone();
                 async move {
-                    purge_events(store.as_ref(), event_retention)
-                        .await
-                        .map(drop)
+                    // Each purge runs whether or not the other failed.
+                    let events = purge_events(store.as_ref(), event_retention).await;
+                    let attempts = purge_webhook_deliveries(store.as_ref(), event_retention).await;
+                    events.and(attempts).map(drop)
                 }
             })),
             sweep: tokio::spawn(every(SWEEP_EVERY, "reservation expiry", move || {
@@ -159,6 +161,23 @@ pub async fn purge_events(store: &dyn Store, retention: Duration) -> Result<u64,
     let purged = purge_all(|| store.purge_events(before, PURGE_LIMIT)).await?;
     if purged > 0 {
         tracing::info!(events = purged, "purged events past their retention");
+    }
+    Ok(purged)
+}
+
+/// One round of the delivery-log purge: every webhook delivery attempt made more than
+/// `retention` ago (the events' retention), `PURGE_LIMIT` at a time. Returns how many went.
+pub async fn purge_webhook_deliveries(
+    store: &dyn Store,
+    retention: Duration,
+) -> Result<u64, StoreError> {
+    let before = Timestamp::now().minus(retention);
+    let purged = purge_all(|| store.purge_webhook_deliveries(before, PURGE_LIMIT)).await?;
+    if purged > 0 {
+        tracing::info!(
+            attempts = purged,
+            "purged webhook delivery attempts past their retention"
+        );
     }
     Ok(purged)
 }

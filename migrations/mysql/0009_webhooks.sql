@@ -28,7 +28,8 @@ CREATE TABLE webhooks (
 
 -- One row per delivery attempt: when, of which event, what came back (an HTTP status, or the
 -- error that kept one from coming), how long it took, and the outcome (delivered, failed,
--- given_up). Removed with their webhook.
+-- given_up). Removed with their webhook, and purged with the events after EVENT_RETENTION_DAYS
+-- (ix_webhook_deliveries_attempted_at finds them).
 CREATE TABLE webhook_deliveries (
     id           BIGINT        NOT NULL AUTO_INCREMENT,
     webhook_id   BIGINT        NOT NULL,
@@ -41,5 +42,6 @@ CREATE TABLE webhook_deliveries (
     outcome      VARCHAR(16)   NOT NULL,
     PRIMARY KEY (id),
     KEY ix_webhook_deliveries_webhook (webhook_id, id),
+    KEY ix_webhook_deliveries_attempted_at (attempted_at),
     CONSTRAINT fk_webhook_deliveries_webhook FOREIGN KEY (webhook_id) REFERENCES webhooks (id) ON DELETE CASCADE
 ) ENGINE = InnoDB DEFAULT CHARSET = utf8mb4 COLLATE = utf8mb4_bin;

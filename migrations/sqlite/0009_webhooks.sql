@@ -27,7 +27,8 @@ CREATE INDEX ix_webhooks_created_by ON webhooks (created_by, id);
 
 -- One row per delivery attempt: when, of which event, what came back (an HTTP status, or the
 -- error that kept one from coming), how long it took, and the outcome (delivered, failed,
--- given_up). Removed with their webhook.
+-- given_up). Removed with their webhook, and purged with the events after EVENT_RETENTION_DAYS
+-- (ix_webhook_deliveries_attempted_at finds them).
 CREATE TABLE webhook_deliveries (
     id           INTEGER PRIMARY KEY AUTOINCREMENT,
     webhook_id   INTEGER NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
@@ -41,3 +42,4 @@ CREATE TABLE webhook_deliveries (
 ) STRICT;
 
 CREATE INDEX ix_webhook_deliveries_webhook ON webhook_deliveries (webhook_id, id);
+CREATE INDEX ix_webhook_deliveries_attempted_at ON webhook_deliveries (attempted_at);

@@ -971,6 +971,17 @@ where
         .await
     }
 
+    async fn purge_webhook_deliveries(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        self.write((before, limit), |conn, (before, limit)| {
+            Box::pin(Shared::purge_webhook_deliveries(conn, *before, *limit))
+        })
+        .await
+    }
+
     #[tracing::instrument(level = "debug", skip_all)]
     async fn close(&self) {
         Engine::close(self).await;

@@ -467,6 +467,13 @@ pub trait Store: Send + Sync + 'static {
     /// Gives up `owner`'s lease of webhook `id`.
     async fn release_webhook(&self, id: i64, owner: &str) -> Result<(), StoreError>;
 
+    /// Deletes up to `limit` of the oldest delivery attempts made before `before`; how many.
+    async fn purge_webhook_deliveries(
+        &self,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError>;
+
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);
 }

@@ -50,6 +50,10 @@ const HOLD_FOR_RETRY: Duration = Duration::from_secs(2);
 const EVENTS_PER_CLAIM: usize = 100;
 /// Most due webhooks read per round.
 const DUE_PER_ROUND: i64 = 64;
+/// Least time between two rounds woken by writes: a burst of writes (every write of this
+/// instance wakes the worker) costs at most one look per this long, so the worker never
+/// competes with requests for connections (a delivery starts at most this much later).
+const MIN_ROUND_GAP: Duration = Duration::from_millis(100);
 
 /// What the worker needs from the configuration.
 #[derive(Debug, Clone, Copy)]
@@ -172,10 +176,16 @@ impl Run {
                 }
                 Err(_) => {}
             }
-            tokio::select! {
-                () = &mut notified => {}
-                () = tokio::time::sleep(POLL_EVERY) => {}
+            let woken = tokio::select! {
+                () = &mut notified => true,
+                () = tokio::time::sleep(POLL_EVERY) => false,
                 _ = self.stopped.changed() => break,
+            };
+            if woken {
+                tokio::select! {
+                    () = tokio::time::sleep(MIN_ROUND_GAP) => {}
+                    _ = self.stopped.changed() => break,
+                }
             }
         }
         // Each task sees the stop too, and releases its lease.

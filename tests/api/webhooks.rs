@@ -182,6 +182,7 @@ backend_tests!(
     creating_and_deleting_a_webhook_is_audited,
     delivery_goes_on_after_a_restart,
     two_instances_on_one_database_deliver_each_event_once,
+    delivery_attempts_older_than_the_event_retention_are_purged,
 );
 
 async fn a_failing_receiver_gets_every_event_in_order_after_retries(app: TestApp) {
@@ -533,6 +534,46 @@ async fn two_instances_on_one_database_deliver_each_event_once(app: TestApp) {
         1,
         "never two deliveries of one webhook at once"
     );
+}
+
+async fn delivery_attempts_older_than_the_event_retention_are_purged(app: TestApp) {
+    let receiver = Receiver::start(0).await;
+    let webhook = register(&app, &receiver.url()).await;
+    let id = webhook["id"].as_i64().unwrap();
+    upsert_times(&app, 3, 1).await;
+    receiver.wait_for(3).await;
+    let mut log = deliveries(&app, id).await;
+    for _ in 0..100 {
+        if log.len() == 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        log = deliveries(&app, id).await;
+    }
+    assert_eq!(log.len(), 3);
+    // The two oldest attempts (the log is newest first) made long ago.
+    for attempt in &log[1..] {
+        let moved = app
+            .execute_raw(
+                "UPDATE webhook_deliveries SET attempted_at = '2026-01-01 00:00:00' WHERE id = ?",
+                attempt["id"].as_i64().unwrap(),
+            )
+            .await;
+        assert_eq!(moved, 1);
+    }
+    let retention = Duration::from_secs(7 * 24 * 3600);
+    let store = app.state.store.as_ref();
+    let purged = sellerdesk::background::purge_webhook_deliveries(store, retention)
+        .await
+        .expect("the purge runs");
+    assert_eq!(purged, 2);
+    let left = deliveries(&app, id).await;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0]["id"], log[0]["id"]);
+    let purged = sellerdesk::background::purge_webhook_deliveries(store, retention)
+        .await
+        .expect("the purge runs");
+    assert_eq!(purged, 0);
 }
 
 /// The address rule does not depend on the database: SQLite only.

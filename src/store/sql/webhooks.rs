@@ -44,6 +44,12 @@ const SAVE_PROGRESS: &str = "UPDATE webhooks SET last_event_id = ?, attempts = ?
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, \
      attempted_at, status_code, error, latency_ms, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
 
+/// Attempts made before `?`, oldest first, `?` at a time. (MySQL takes no `LIMIT` in an `IN`
+/// subquery itself, hence the derived table.)
+const PURGE_DELIVERIES: &str = "DELETE FROM webhook_deliveries WHERE id IN \
+     (SELECT id FROM (SELECT id FROM webhook_deliveries \
+     WHERE attempted_at < ? ORDER BY attempted_at, id LIMIT ?) AS due)";
+
 const RELEASE_WEBHOOK: &str = "UPDATE webhooks SET lease_owner = NULL, lease_until = NULL \
      WHERE id = ? AND lease_owner = ?";
 
@@ -287,5 +293,19 @@ where
             .execute(&mut *conn)
             .await?;
         Ok(())
+    }
+
+    /// Deletes up to `limit` delivery attempts made before `before`; how many.
+    pub async fn purge_webhook_deliveries(
+        conn: &mut DB::Connection,
+        before: Timestamp,
+        limit: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(PURGE_DELIVERIES)
+            .bind(before.naive_utc())
+            .bind(limit)
+            .execute(&mut *conn)
+            .await?;
+        Ok(DB::rows_affected(&done))
     }
 }
