@@ -183,6 +183,7 @@ backend_tests!(
     delivery_goes_on_after_a_restart,
     two_instances_on_one_database_deliver_each_event_once,
     delivery_attempts_older_than_the_event_retention_are_purged,
+    of_instances_claiming_one_webhook_at_once_exactly_one_holds_it,
 );
 
 async fn a_failing_receiver_gets_every_event_in_order_after_retries(app: TestApp) {
@@ -574,6 +575,97 @@ async fn delivery_attempts_older_than_the_event_retention_are_purged(app: TestAp
         .await
         .expect("the purge runs");
     assert_eq!(purged, 0);
+}
+
+async fn of_instances_claiming_one_webhook_at_once_exactly_one_holds_it(app: TestApp) {
+    use sellerdesk::domain::{Timestamp, WebhookProgress};
+    // No event follows the registration, so neither worker has reason to claim it itself.
+    let webhook = register(&app, "http://127.0.0.1:9/hook").await;
+    let id = webhook["id"].as_i64().unwrap();
+    let other = app.second_instance().await;
+    let until = Timestamp::now().plus(Duration::from_secs(30));
+
+    let stores = [app.state.store.clone(), other.state.store.clone()];
+    let claims = (0..10).map(|n| {
+        let store = stores[n % 2].clone();
+        async move {
+            let owner = format!("owner-{n}");
+            let won = store.claim_webhook(id, &owner, until).await.unwrap();
+            won.map(|_| owner)
+        }
+    });
+    let winners: Vec<String> = futures_join_all(claims)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(winners.len(), 1, "{winners:?}");
+    let holder = &winners[0];
+
+    // Held: nobody else claims it, writes progress or releases it.
+    let store = &app.state.store;
+    assert!(store
+        .claim_webhook(id, "late", until)
+        .await
+        .unwrap()
+        .is_none());
+    let progress = |owner: &str| WebhookProgress {
+        webhook_id: id,
+        owner: owner.to_owned(),
+        last_event_id: 0,
+        attempts: 0,
+        failing_since: None,
+        next_attempt_at: None,
+        lease_until: until,
+        delivery: None,
+    };
+    assert!(!store
+        .save_webhook_progress(&progress("late"))
+        .await
+        .unwrap());
+    assert!(store
+        .save_webhook_progress(&progress(holder))
+        .await
+        .unwrap());
+    store.release_webhook(id, "late").await.unwrap();
+    assert!(store
+        .claim_webhook(id, "late", until)
+        .await
+        .unwrap()
+        .is_none());
+
+    // Released by its holder, or run out, it can be claimed again.
+    store.release_webhook(id, holder).await.unwrap();
+    let past = Timestamp::now().minus(Duration::from_secs(1));
+    assert!(store
+        .claim_webhook(id, "next", past)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .claim_webhook(id, "after", until)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .claim_webhook(id, "next", until)
+        .await
+        .unwrap()
+        .is_none());
+}
+
+/// Runs every future at once (on the test's runtime) and collects their outputs in order.
+async fn futures_join_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    for handle in handles {
+        outputs.push(handle.await.unwrap());
+    }
+    outputs
 }
 
 /// The address rule does not depend on the database: SQLite only.
