@@ -16,7 +16,8 @@
 //!
 //! Elsewhere: `rate_limited_requests_total` in `middleware/rate_limit.rs`,
 //! `login_failures_total` in `auth/login.rs`, `write_group_size`/`write_group_rows` in the
-//! SQLite write queue (`store/sqlite/writer/`).
+//! SQLite write queue (`store/sqlite/writer/`), `webhook_deliveries_total` in the webhook
+//! worker (`webhooks/`).
 
 mod requests;
 
@@ -95,6 +96,10 @@ fn describe() {
     describe_counter!(
         "login_failures_total",
         "Password logins refused: wrong credentials, an inactive user, or throttled."
+    );
+    describe_counter!(
+        "webhook_deliveries_total",
+        "Webhook delivery attempts by outcome: delivered, failed (retried) or given_up."
     );
     describe_gauge!(
         "reservations_active",
