@@ -3,7 +3,8 @@
 //! background worker's (`crate::webhooks`); docs/webhooks.md is the whole story.
 //!
 //! Who sees what: admins every webhook; sellers the webhooks they registered (another's id is
-//! 404). A seller's webhook gets events of their sellers only.
+//! 404). A seller's webhook gets events of their sellers only, as they are at each delivery
+//! (`Shared::next_webhook_event`).
 
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};

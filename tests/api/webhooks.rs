@@ -184,6 +184,7 @@ backend_tests!(
     two_instances_on_one_database_deliver_each_event_once,
     delivery_attempts_older_than_the_event_retention_are_purged,
     of_instances_claiming_one_webhook_at_once_exactly_one_holds_it,
+    a_sellers_webhook_follows_the_sellers_they_have_now,
 );
 
 async fn a_failing_receiver_gets_every_event_in_order_after_retries(app: TestApp) {
@@ -652,6 +653,52 @@ async fn of_instances_claiming_one_webhook_at_once_exactly_one_holds_it(app: Tes
         .await
         .unwrap()
         .is_none());
+}
+
+async fn a_sellers_webhook_follows_the_sellers_they_have_now(app: TestApp) {
+    let receiver = Receiver::start(0).await;
+    let (alice_id, alice) = app.seller("alice", &["A1SELLER0001", "C3SELLER0003"]).await;
+    let created = app
+        .request_as(
+            Method::POST,
+            "/api/v1/webhooks",
+            Some(&json!({"url": receiver.url(), "event_types": ["inventory.updated"]})),
+            Some(&alice),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text);
+    assert_eq!(
+        created.json["data"]["seller_ids"],
+        json!(["A1SELLER0001", "C3SELLER0003"])
+    );
+    // Alice loses C3: its events no longer reach her webhook.
+    let patched = app
+        .request(
+            Method::PATCH,
+            &format!("/api/v1/users/{alice_id}"),
+            Some(&json!({"seller_ids": ["A1SELLER0001"]})),
+        )
+        .await;
+    assert_eq!(patched.status, StatusCode::OK, "{}", patched.text);
+    for seller in ["C3SELLER0003", "A1SELLER0001"] {
+        app.post_ok(
+            "/api/v1/inventory",
+            &inventory_body(json!({"seller_id": seller})),
+        )
+        .await;
+    }
+    let delivered = receiver.wait_for(1).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bodies: Vec<String> = receiver
+        .received()
+        .iter()
+        .map(|r| {
+            let event: Value = serde_json::from_slice(&r.body).unwrap();
+            event["seller_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert_eq!(delivered.len(), 1);
+    assert_eq!(bodies, ["A1SELLER0001"]);
 }
 
 /// Runs every future at once (on the test's runtime) and collects their outputs in order.

@@ -9,11 +9,11 @@ use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use super::filter::Filter;
 use super::{Backend, Shared};
 use crate::domain::{
-    Actor, Delivery, EventFilter, NewAudit, NewWebhook, NextEvent, PageRequest, Scope, Timestamp,
-    Webhook, WebhookProgress, WebhookTarget,
+    Actor, Delivery, EventFilter, NewAudit, NewWebhook, NextEvent, PageRequest, Role, Scope,
+    Timestamp, Webhook, WebhookProgress, WebhookTarget,
 };
 use crate::store::rows::{
-    AuditRow, DeliveryRow, EventRow, InventoryRow, Text, WebhookRow, DELIVERY_COLUMNS,
+    AuditRow, DeliveryRow, EventRow, InventoryRow, Text, UserRow, WebhookRow, DELIVERY_COLUMNS,
     WEBHOOK_COLUMNS,
 };
 use crate::store::{Listed, StoreError};
@@ -59,6 +59,7 @@ where
     for<'c> &'c mut DB::Connection: Executor<'c, Database = DB>,
     for<'q> <DB as Database>::Arguments<'q>: IntoArguments<'q, DB>,
     for<'q> i64: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
+    for<'q> bool: Encode<'q, DB> + Decode<'q, DB> + Type<DB>,
     for<'q> Option<i64>: Encode<'q, DB> + Type<DB>,
     for<'q> &'q str: Encode<'q, DB> + Type<DB>,
     for<'q> Option<&'q str>: Encode<'q, DB> + Type<DB>,
@@ -70,6 +71,7 @@ where
     for<'r> EventRow: FromRow<'r, DB::Row>,
     for<'r> WebhookRow: FromRow<'r, DB::Row>,
     for<'r> DeliveryRow: FromRow<'r, DB::Row>,
+    for<'r> UserRow: FromRow<'r, DB::Row>,
     for<'r> (i64,): FromRow<'r, DB::Row>,
     usize: sqlx::ColumnIndex<DB::Row>,
 {
@@ -228,15 +230,29 @@ where
         if newest <= webhook.last_event_id {
             return Ok(NextEvent::Idle);
         }
+        // What the webhook's creator may see now: a seller whose sellers changed gets only
+        // those they still have; a deactivated user's webhooks wait until they are active.
+        let creator = Self::get_user(conn, webhook.created_by).await?;
+        if !creator.is_active {
+            return Ok(NextEvent::Idle);
+        }
+        let scope = match (&webhook.seller_ids, creator.role) {
+            (None, Role::Admin) => Scope::All,
+            (Some(sellers), Role::Admin) => Scope::Sellers(sellers.clone()),
+            (None, Role::Seller) => Scope::Sellers(creator.seller_ids),
+            (Some(sellers), Role::Seller) => Scope::Sellers(
+                sellers
+                    .iter()
+                    .filter(|s| creator.seller_ids.contains(s))
+                    .cloned()
+                    .collect(),
+            ),
+        };
         let filter = EventFilter {
             after: webhook.last_event_id,
             limit: 1,
             types: webhook.event_types.clone(),
             seller_id: None,
-        };
-        let scope = match &webhook.seller_ids {
-            Some(sellers) => Scope::Sellers(sellers.clone()),
-            None => Scope::All,
         };
         let mut found = Self::events(conn, &filter, &scope).await?;
         Ok(match found.pop() {
