@@ -11,12 +11,16 @@
 //! expired meanwhile is found ended and not counted: never expired twice).
 //!
 //! Every `PURGE_EVERY` each instance deletes refresh tokens that can never be used again,
-//! expired or revoked, idempotency keys past their 24 hours, and events older than
-//! `EVENT_RETENTION_DAYS` (`Store::purge`), `PURGE_LIMIT` rows per transaction so that no
-//! write holds the database long.
+//! expired or revoked, idempotency keys past their 24 hours, events older than
+//! `EVENT_RETENTION_DAYS`, and webhook delivery attempts as old (`Store::purge`),
+//! `PURGE_LIMIT` rows per transaction so that no write holds the database long.
 //!
 //! Each round runs as a task of its own, so a failure or a panic in one is logged and the
 //! next round goes on.
+//!
+//! Beside them runs the webhook delivery worker (`crate::webhooks`), which claims each webhook
+//! with a lease in the database, so instances sharing a database never deliver for one
+//! webhook at once.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -24,8 +28,10 @@ use std::time::Duration;
 
 use tokio::task::JoinHandle;
 
+use crate::config::Config;
 use crate::domain::Timestamp;
 use crate::store::{Purge, Store, StoreError};
+use crate::webhooks::{Worker, WorkerSettings};
 
 /// How often overdue reservations are looked for.
 pub const SWEEP_EVERY: Duration = Duration::from_millis(500);
@@ -41,20 +47,32 @@ pub struct Background {
     sweep: JoinHandle<()>,
     purge: JoinHandle<()>,
     event_purge: JoinHandle<()>,
+    webhooks: Option<Worker>,
 }
 
 impl Background {
-    /// Starts the background tasks on `store`; events are kept `event_retention`.
-    pub fn start(store: Arc<dyn Store>, event_retention: Duration) -> Self {
+    /// Starts the background tasks on `store`, as `config` says (how long events are kept,
+    /// where webhooks may be delivered and how they are retried).
+    pub fn start(store: Arc<dyn Store>, config: &Config) -> Self {
+        let event_retention = config.event_retention;
         let sweeping = store.clone();
         let purging = store.clone();
+        let webhooks = Worker::start(
+            store.clone(),
+            WorkerSettings {
+                allow_private: config.webhook_allow_private,
+                retry: config.webhook_retry,
+            },
+        );
         Self {
+            webhooks: Some(webhooks),
             event_purge: tokio::spawn(every(PURGE_EVERY, "event purge", move || {
                 let store = purging.clone();
                 async move {
-                    purge_events(store.as_ref(), event_retention)
-                        .await
-                        .map(drop)
+                    // Each purge runs whether or not the other failed.
+                    let events = purge_events(store.as_ref(), event_retention).await;
+                    let attempts = purge_webhook_deliveries(store.as_ref(), event_retention).await;
+                    events.and(attempts).map(drop)
                 }
             })),
             sweep: tokio::spawn(every(SWEEP_EVERY, "reservation expiry", move || {
@@ -72,11 +90,24 @@ impl Background {
         }
     }
 
-    /// Ends the background tasks (at shutdown, before the store closes).
+    /// Ends the background tasks at once.
     pub fn stop(&self) {
         self.sweep.abort();
         self.purge.abort();
         self.event_purge.abort();
+        if let Some(webhooks) = &self.webhooks {
+            webhooks.abort();
+        }
+    }
+
+    /// Ends the background tasks at shutdown, before the store closes: webhook deliveries in
+    /// flight are abandoned and their leases released, so that another instance (or this one,
+    /// restarted) goes on with them at once.
+    pub async fn shutdown(mut self) {
+        if let Some(webhooks) = self.webhooks.take() {
+            webhooks.shutdown().await;
+        }
+        self.stop();
     }
 }
 
@@ -115,6 +146,19 @@ pub async fn purge_idempotency_keys(store: &dyn Store) -> Result<u64, StoreError
 /// Returns how many went.
 pub async fn purge_events(store: &dyn Store, retention: Duration) -> Result<u64, StoreError> {
     purge_all(store, Purge::Events(Timestamp::now().minus(retention))).await
+}
+
+/// One round of the delivery-log purge: every webhook delivery attempt made more than
+/// `retention` ago (the events' retention). Returns how many went.
+pub async fn purge_webhook_deliveries(
+    store: &dyn Store,
+    retention: Duration,
+) -> Result<u64, StoreError> {
+    purge_all(
+        store,
+        Purge::WebhookDeliveries(Timestamp::now().minus(retention)),
+    )
+    .await
 }
 
 /// Deletes what `purge` names, `PURGE_LIMIT` rows per transaction until one deletes fewer,

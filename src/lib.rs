@@ -15,6 +15,7 @@ pub mod monitoring;
 pub mod routes;
 pub mod server;
 pub mod store;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -161,9 +161,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         Err(e) => return Err(anyhow::Error::new(e).context("cannot create the first admin user")),
     }
     let config = state.config.clone();
-    let background = Background::start(store.clone(), config.event_retention);
+    let background = Background::start(store.clone(), &config);
     server::serve(build_app(state), metrics, config).await?;
-    background.stop();
+    background.shutdown().await;
     // In-flight requests have finished; close the pool so the database sees clean exits.
     store.close().await;
     tracing::info!("stopped");

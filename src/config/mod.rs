@@ -21,7 +21,7 @@ pub use env::ConfigError;
 pub use secret::{Secret, MIN_SECRET_KEY_BYTES};
 
 use self::env::{bad, Env};
-use crate::domain::NewPassword;
+use crate::domain::{NewPassword, RetryPolicy};
 use crate::middleware::Cidr;
 use crate::store::Durability;
 
@@ -110,6 +110,12 @@ pub struct Config {
     /// `REDIS_URL` (with `REDIS_KEY_PREFIX`): a Redis that every instance shares its per-IP
     /// limits and login backoff through; unset (the default), each instance counts alone.
     pub redis: Option<RedisConfig>,
+    /// `WEBHOOK_ALLOW_PRIVATE` (default false): whether webhooks may target loopback, private,
+    /// link-local and other non-public addresses (docs/webhooks.md, "Which targets").
+    pub webhook_allow_private: bool,
+    /// When failed webhook deliveries are retried and given up (not an environment variable:
+    /// 1 s doubling to at most 1 h, given up after 24 h; tests shorten it).
+    pub webhook_retry: RetryPolicy,
 }
 
 /// Where the limits shared by every instance live (`crate::limits::redis`).
@@ -155,6 +161,8 @@ impl Default for Config {
             admin_password: None,
             metrics_addr: None,
             redis: None,
+            webhook_allow_private: false,
+            webhook_retry: RetryPolicy::default(),
         }
     }
 }
@@ -295,6 +303,9 @@ impl Config {
             ));
         }
         config.redis = redis(&env)?;
+        config.webhook_allow_private = env
+            .flag("WEBHOOK_ALLOW_PRIVATE")?
+            .unwrap_or(config.webhook_allow_private);
         config.tls_terminated_upstream = env
             .flag("TLS_TERMINATED_UPSTREAM")?
             .unwrap_or(config.tls_terminated_upstream);

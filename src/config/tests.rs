@@ -31,6 +31,10 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.max_connections, 1000);
     assert_eq!(c.public_host, None);
     assert_eq!(c.metrics_addr, None, "no metrics unless asked for");
+    assert!(
+        !c.webhook_allow_private,
+        "webhooks reach public addresses only, unless asked"
+    );
     assert!(c.redis.is_none(), "limits per instance unless REDIS_URL");
 }
 
@@ -203,8 +207,10 @@ fn every_variable_sets_its_own_setting() {
         ("SQLITE_SYNCHRONOUS", "full"),
         ("CORS_ORIGINS", "https://a.example, http://b.example:3000"),
         ("ADMIN_PASSWORD", "first-admin-password"),
+        ("WEBHOOK_ALLOW_PRIVATE", "true"),
     ])
     .unwrap();
+    assert!(c.webhook_allow_private);
     assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8443");
     assert_eq!(c.database_url.expose(), "mariadb://u@db/x");
     assert_eq!(c.database_max_connections, 1000);
@@ -295,6 +301,11 @@ fn each_problem_says_what_the_value_must_be() {
             "needs TLS_CERT_PATH and TLS_KEY_PATH",
         ),
         ("TLS_TERMINATED_UPSTREAM", "maybe", "must be true or false"),
+        (
+            "WEBHOOK_ALLOW_PRIVATE",
+            "sometimes",
+            "must be true or false",
+        ),
         ("LOG_FORMAT", "JSON", "must be json or pretty"),
         ("SQLITE_SYNCHRONOUS", "off", "must be full or normal"),
         (

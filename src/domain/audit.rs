@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{
     Adjustment, ConsistencyReport, Inventory, LedgerEntry, SalesTarget, SellerId, Thresholds,
-    Timestamp, User, UserPatch,
+    Timestamp, User, UserPatch, Webhook,
 };
 
 /// What an entry records.
@@ -38,13 +38,18 @@ pub enum AuditAction {
     ThresholdsChanged,
     /// The consistency check of the books was run.
     ConsistencyChecked,
+    /// A webhook was registered (its URL, event types and sellers; never its secret).
+    WebhookCreated,
+    /// A webhook was deleted.
+    WebhookDeleted,
 }
 
 impl AuditAction {
     pub const RULE: &'static str = "must be login_succeeded, login_failed, \
         refresh_token_reused, user_created, user_updated, sales_target_deleted, \
-        inventory_deleted, inventory_adjusted, thresholds_changed or consistency_checked";
-    pub const ALL: [Self; 10] = [
+        inventory_deleted, inventory_adjusted, thresholds_changed, consistency_checked, \
+        webhook_created or webhook_deleted";
+    pub const ALL: [Self; 12] = [
         Self::LoginSucceeded,
         Self::LoginFailed,
         Self::RefreshTokenReused,
@@ -55,6 +60,8 @@ impl AuditAction {
         Self::InventoryAdjusted,
         Self::ThresholdsChanged,
         Self::ConsistencyChecked,
+        Self::WebhookCreated,
+        Self::WebhookDeleted,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -69,6 +76,8 @@ impl AuditAction {
             Self::InventoryAdjusted => "inventory_adjusted",
             Self::ThresholdsChanged => "thresholds_changed",
             Self::ConsistencyChecked => "consistency_checked",
+            Self::WebhookCreated => "webhook_created",
+            Self::WebhookDeleted => "webhook_deleted",
         }
     }
 
@@ -89,11 +98,18 @@ pub enum AuditTarget {
     Inventory,
     /// The books as a whole (the consistency check).
     Books,
+    Webhook,
 }
 
 impl AuditTarget {
-    pub const RULE: &'static str = "must be user, sales_target, inventory or books";
-    pub const ALL: [Self; 4] = [Self::User, Self::SalesTarget, Self::Inventory, Self::Books];
+    pub const RULE: &'static str = "must be user, sales_target, inventory, books or webhook";
+    pub const ALL: [Self; 5] = [
+        Self::User,
+        Self::SalesTarget,
+        Self::Inventory,
+        Self::Books,
+        Self::Webhook,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -101,6 +117,7 @@ impl AuditTarget {
             Self::SalesTarget => "sales_target",
             Self::Inventory => "inventory",
             Self::Books => "books",
+            Self::Webhook => "webhook",
         }
     }
 
@@ -228,6 +245,29 @@ impl NewAudit {
             "inconsistent": report.inconsistent,
         });
         Self::new(AuditAction::ConsistencyChecked, detail)
+    }
+}
+
+/// The entries of webhook changes: what the webhook is, never its secret.
+impl NewAudit {
+    /// A webhook was registered: its URL, event types and sellers.
+    pub fn webhook_created(webhook: &Webhook) -> Self {
+        let detail = json!({
+            "url": webhook.url,
+            "event_types": webhook.event_types,
+            "seller_ids": webhook.seller_ids,
+        });
+        Self::new(AuditAction::WebhookCreated, detail).on(AuditTarget::Webhook, webhook.id)
+    }
+
+    /// A webhook was deleted: its URL, event types and sellers.
+    pub fn webhook_deleted(webhook: &Webhook) -> Self {
+        let detail = json!({
+            "url": webhook.url,
+            "event_types": webhook.event_types,
+            "seller_ids": webhook.seller_ids,
+        });
+        Self::new(AuditAction::WebhookDeleted, detail).on(AuditTarget::Webhook, webhook.id)
     }
 }
 

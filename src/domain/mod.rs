@@ -20,6 +20,7 @@ pub mod stockroom;
 mod sync;
 mod timestamp;
 mod user;
+mod webhook;
 
 pub use audit::{AuditAction, AuditEntry, AuditFilter, AuditTarget, NewAudit};
 pub use event::{Event, EventFilter, EventType, NewEvent};
@@ -51,6 +52,10 @@ pub use timestamp::Timestamp;
 pub use user::{
     distinct_sellers, NewPassword, NewRefreshToken, NewUser, Role, Rotation, User, UserPatch,
     Username,
+};
+pub use webhook::{
+    parse_event_types, Delivery, DeliveryOutcome, NewDelivery, NewWebhook, NextEvent, RetryPolicy,
+    Webhook, WebhookProgress, WebhookSecret, WebhookTarget, WebhookUrl, MAX_WEBHOOK_SELLERS,
 };
 
 use serde::Serialize;

@@ -24,6 +24,7 @@ use utoipa::ToSchema;
 use crate::auth::AuthError;
 use crate::domain::StockError;
 use crate::store::StoreError;
+use crate::webhooks::TargetError;
 
 pub use problems::{Problems, MAX_LISTED_PROBLEMS};
 
@@ -138,6 +139,10 @@ pub enum ApiError {
     /// The first request with this `Idempotency-Key` is still running.
     #[error("idempotency key in use")]
     IdempotencyKeyInUse,
+    /// A webhook URL whose host is, or resolves to, an address webhooks may not reach, or
+    /// does not resolve (docs/webhooks.md, "Which targets").
+    #[error(transparent)]
+    WebhookTarget(#[from] TargetError),
     #[error("database unavailable")]
     Unavailable,
     #[error(transparent)]
@@ -170,6 +175,7 @@ impl ApiError {
             },
             Self::IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyKeyInUse => StatusCode::CONFLICT,
+            Self::WebhookTarget(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -374,6 +380,14 @@ impl IntoResponse for ApiError {
                     "IDEMPOTENCY_KEY_IN_USE",
                     "a request with this Idempotency-Key is still running; retry later",
                 )
+            }
+            Self::WebhookTarget(e) => {
+                let code = match e {
+                    TargetError::NotAllowed => "WEBHOOK_TARGET_NOT_ALLOWED",
+                    TargetError::Unresolvable => "WEBHOOK_TARGET_UNRESOLVABLE",
+                };
+                ErrorReport::new(code, e.to_string())
+                    .with_detail([FieldError::new("url", e.to_string())])
             }
             Self::Internal(e) => {
                 // The full chain goes to the log, inside the request's span; never to the client.

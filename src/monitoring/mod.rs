@@ -17,7 +17,8 @@
 //! Elsewhere: `rate_limited_requests_total` in `middleware/rate_limit.rs`, `redis_up` and
 //! `redis_fallbacks_total` in `limits/redis.rs`,
 //! `login_failures_total` in `auth/login.rs`, `write_group_size`/`write_group_rows` in the
-//! SQLite write queue (`store/sqlite/writer/`).
+//! SQLite write queue (`store/sqlite/writer/`), `webhook_deliveries_total` in the webhook
+//! worker (`webhooks/`).
 
 mod requests;
 
@@ -96,6 +97,10 @@ fn describe() {
     describe_counter!(
         "login_failures_total",
         "Password logins refused: wrong credentials, an inactive user, or throttled."
+    );
+    describe_counter!(
+        "webhook_deliveries_total",
+        "Webhook delivery attempts by outcome: delivered, failed (retried) or given_up."
     );
     describe_gauge!(
         "redis_up",

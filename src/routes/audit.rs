@@ -26,8 +26,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/api/v1/audit-log", tag = "audit",
     params(
         ("user_id" = Option<i64>, Query, description = "only entries of this user", minimum = 1),
-        ("action" = Option<String>, Query, description = "login_succeeded, login_failed, refresh_token_reused, user_created, user_updated, sales_target_deleted, inventory_deleted, inventory_adjusted, thresholds_changed or consistency_checked"),
-        ("target_type" = Option<String>, Query, description = "user, sales_target, inventory or books"),
+        ("action" = Option<String>, Query, description = "login_succeeded, login_failed, refresh_token_reused, user_created, user_updated, sales_target_deleted, inventory_deleted, inventory_adjusted, thresholds_changed, consistency_checked, webhook_created or webhook_deleted"),
+        ("target_type" = Option<String>, Query, description = "user, sales_target, inventory, books or webhook"),
         ("since" = Option<String>, Query, description = "entries at or after this time (RFC 3339)"),
         ("until" = Option<String>, Query, description = "entries before this time (RFC 3339)"),
         crate::routes::PageParams,

@@ -30,6 +30,7 @@ pub mod sales;
 pub mod stock;
 pub mod tagged;
 pub mod users;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -66,6 +67,7 @@ fn protected(app: &AppState) -> OpenApiRouter<AppState> {
         .merge(reservations::router())
         .merge(users::router())
         .merge(audit::router())
+        .merge(webhooks::router())
         // Inside the authentication below (a route layer added first is the inner one): keys
         // are per caller. A write without `Idempotency-Key` passes straight through.
         .route_layer(axum::middleware::from_fn_with_state(

@@ -48,6 +48,7 @@ const EXAMPLE_REQUEST_ID: &str = "4f1c2a9e0b7d43c8a1e5f0c2d9b8a7e6";
         (name = "users", description = "User management (admin only)"),
         (name = "audit", description = "The audit log of sensitive actions (admin only)"),
         (name = "events", description = "The event feed: every change to inventory, stock and sales targets, in order, with a long poll"),
+        (name = "webhooks", description = "Signed HTTP callbacks for events, delivered in order with retries"),
         (name = "operations", description = "Health"),
     ),
     components(schemas(ErrorBody)),

@@ -13,8 +13,8 @@ use sqlx::{Database, Decode, Encode, Executor, FromRow, IntoArguments, Type};
 use tokio::sync::Notify;
 
 use super::rows::{
-    AuditRow, EventRow, IdempotencyRow, InventoryRow, LedgerRow, ReservationItemRow,
-    ReservationRow, SalesTargetRow, Text, UserRow,
+    AuditRow, DeliveryRow, EventRow, IdempotencyRow, InventoryRow, LedgerRow, ReservationItemRow,
+    ReservationRow, SalesTargetRow, Text, UserRow, WebhookRow,
 };
 use super::sql::{settled, Backend, InventoryTable, Operation, SalesTargetTable, Shared};
 use super::{Listed, Purge, Store, StoreError, StoreGauges, Synced};
@@ -27,6 +27,7 @@ use crate::domain::{
     ReservationFilter, Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId,
     StockError, StockLevel, SyncPosition, Thresholds, Timestamp, User, UserPatch,
 };
+use crate::domain::{Delivery, NewWebhook, NextEvent, Webhook, WebhookProgress, WebhookTarget};
 
 /// A connection of backend `E`.
 type Conn<E> = <<E as Engine>::DB as Database>::Connection;
@@ -132,6 +133,10 @@ where
     for<'r> AuditRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> IdempotencyRow: FromRow<'r, <E::DB as Database>::Row>,
     for<'r> EventRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> WebhookRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> DeliveryRow: FromRow<'r, <E::DB as Database>::Row>,
+    for<'r> (i64,): FromRow<'r, <E::DB as Database>::Row>,
+    for<'q> Option<NaiveDateTime>: Encode<'q, E::DB> + Type<E::DB>,
     for<'r> (i64, Text, Text, i64, i64, i64, i64, i64): FromRow<'r, <E::DB as Database>::Row>,
     for<'r> (i64, i64, i64, i64, i64, i64, i64, i64, i64, i64):
         FromRow<'r, <E::DB as Database>::Row>,
@@ -836,6 +841,116 @@ where
 
     fn gauges(&self) -> StoreGauges {
         Engine::gauges(self)
+    }
+
+    // ---- Webhooks ------------------------------------------------------------------------
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn create_webhook(&self, new: &NewWebhook, actor: &Actor) -> Result<Webhook, StoreError> {
+        self.write((new.clone(), actor.clone()), |conn, (new, actor)| {
+            Box::pin(Shared::insert_webhook(conn, new, actor, Timestamp::now()))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
+    async fn get_webhook(&self, id: i64) -> Result<Webhook, StoreError> {
+        self.read(&id, |conn, id| {
+            Box::pin(async move { Ok(Shared::webhook(conn, *id).await?.webhook) })
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn list_webhooks(
+        &self,
+        created_by: Option<i64>,
+        page: PageRequest,
+    ) -> Result<Listed<Webhook>, StoreError> {
+        self.read(&(created_by, page), |conn, (created_by, page)| {
+            Box::pin(Shared::webhooks(conn, *created_by, *page))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
+    async fn delete_webhook(
+        &self,
+        id: i64,
+        created_by: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Webhook, StoreError> {
+        let args = (id, created_by, actor.clone());
+        self.write(args, |conn, (id, created_by, actor)| {
+            Box::pin(Shared::delete_webhook(
+                conn,
+                *id,
+                *created_by,
+                actor,
+                Timestamp::now(),
+            ))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(webhook_id = webhook_id))]
+    async fn list_deliveries(
+        &self,
+        webhook_id: i64,
+        page: PageRequest,
+    ) -> Result<Listed<Delivery>, StoreError> {
+        self.read(&(webhook_id, page), |conn, (webhook_id, page)| {
+            Box::pin(Shared::deliveries(conn, *webhook_id, *page))
+        })
+        .await
+    }
+
+    async fn due_webhooks(&self, limit: i64) -> Result<Vec<i64>, StoreError> {
+        self.read(&limit, |conn, limit| {
+            Box::pin(Shared::due_webhooks(conn, Timestamp::now(), *limit))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(id = id))]
+    async fn claim_webhook(
+        &self,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Option<WebhookTarget>, StoreError> {
+        self.write((id, owner.to_owned(), until), |conn, (id, owner, until)| {
+            Box::pin(Shared::claim_webhook(
+                conn,
+                *id,
+                owner,
+                *until,
+                Timestamp::now(),
+            ))
+        })
+        .await
+    }
+
+    async fn next_webhook_event(&self, webhook: &Webhook) -> Result<NextEvent, StoreError> {
+        self.read(webhook, |conn, webhook| {
+            Box::pin(Shared::next_webhook_event(conn, webhook))
+        })
+        .await
+    }
+
+    #[tracing::instrument(level = "debug", skip_all, fields(webhook_id = progress.webhook_id))]
+    async fn save_webhook_progress(&self, progress: &WebhookProgress) -> Result<bool, StoreError> {
+        self.write(progress.clone(), |conn, progress| {
+            Box::pin(Shared::save_webhook_progress(conn, progress))
+        })
+        .await
+    }
+
+    async fn release_webhook(&self, id: i64, owner: &str) -> Result<(), StoreError> {
+        self.write((id, owner.to_owned()), |conn, (id, owner)| {
+            Box::pin(Shared::release_webhook(conn, *id, owner))
+        })
+        .await
     }
 
     #[tracing::instrument(level = "debug", skip_all)]

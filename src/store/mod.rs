@@ -35,6 +35,7 @@ use crate::domain::{
     Rotation, SalesTarget, SalesTargetFilter, SalesTargetInput, Scope, SellerId, SyncPosition,
     Thresholds, Timestamp, User, UserPatch,
 };
+use crate::domain::{Delivery, NewWebhook, NextEvent, Webhook, WebhookProgress, WebhookTarget};
 
 pub use error::{ConnectError, StoreError};
 // `Durability` is defined below, beside `StoreOptions`.
@@ -407,6 +408,60 @@ pub trait Store: Send + Sync + 'static {
     /// (SQLite: after each write-queue group): long polls of the event feed wait on it.
     fn event_signal(&self) -> std::sync::Arc<tokio::sync::Notify>;
 
+    // ---- Webhooks (docs/webhooks.md) ---------------------------------------------------
+
+    /// Creates a webhook that gets the events written after this moment. Audited (never
+    /// with its secret).
+    async fn create_webhook(&self, new: &NewWebhook, actor: &Actor) -> Result<Webhook, StoreError>;
+
+    /// The webhook with this id, or `NotFound`.
+    async fn get_webhook(&self, id: i64) -> Result<Webhook, StoreError>;
+
+    /// Webhooks, only those `created_by` this user if given, ordered by id.
+    async fn list_webhooks(
+        &self,
+        created_by: Option<i64>,
+        page: PageRequest,
+    ) -> Result<Listed<Webhook>, StoreError>;
+
+    /// Deletes the webhook with this id (only if `created_by` this user, when given; else
+    /// `NotFound`) with its delivery log, returning it. Audited.
+    async fn delete_webhook(
+        &self,
+        id: i64,
+        created_by: Option<i64>,
+        actor: &Actor,
+    ) -> Result<Webhook, StoreError>;
+
+    /// The delivery attempts of a webhook, newest first.
+    async fn list_deliveries(
+        &self,
+        webhook_id: i64,
+        page: PageRequest,
+    ) -> Result<Listed<Delivery>, StoreError>;
+
+    /// Up to `limit` webhooks with events to deliver now and no live lease. Reads only.
+    async fn due_webhooks(&self, limit: i64) -> Result<Vec<i64>, StoreError>;
+
+    /// Takes the delivery lease of webhook `id` for `owner` until `until`, if no other
+    /// instance holds it; `None` when one does. Of instances racing, at most one wins.
+    async fn claim_webhook(
+        &self,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<Option<WebhookTarget>, StoreError>;
+
+    /// The next event for a claimed webhook (see `NextEvent`). Reads only.
+    async fn next_webhook_event(&self, webhook: &Webhook) -> Result<NextEvent, StoreError>;
+
+    /// Saves the delivery state (and its attempt, if any) while `progress.owner` holds the
+    /// lease; `false` when it no longer does (nothing written).
+    async fn save_webhook_progress(&self, progress: &WebhookProgress) -> Result<bool, StoreError>;
+
+    /// Gives up `owner`'s lease of webhook `id`.
+    async fn release_webhook(&self, id: i64, owner: &str) -> Result<(), StoreError>;
+
     /// Waits for running statements and closes every connection (graceful shutdown).
     async fn close(&self);
 }
@@ -423,13 +478,19 @@ pub enum Purge {
     IdempotencyKeys(Timestamp),
     /// Events that happened before then (older than the retention), oldest first.
     Events(Timestamp),
+    /// Webhook delivery attempts made before then (older than the events' retention),
+    /// oldest first.
+    WebhookDeliveries(Timestamp),
 }
 
 impl Purge {
     /// The time the purge is as of.
     pub fn time(self) -> Timestamp {
         match self {
-            Purge::RefreshTokens(at) | Purge::IdempotencyKeys(at) | Purge::Events(at) => at,
+            Purge::RefreshTokens(at)
+            | Purge::IdempotencyKeys(at)
+            | Purge::Events(at)
+            | Purge::WebhookDeliveries(at) => at,
         }
     }
 
@@ -439,6 +500,7 @@ impl Purge {
             Purge::RefreshTokens(_) => "expired and revoked refresh tokens",
             Purge::IdempotencyKeys(_) => "expired idempotency keys",
             Purge::Events(_) => "events past their retention",
+            Purge::WebhookDeliveries(_) => "webhook delivery attempts past their retention",
         }
     }
 }

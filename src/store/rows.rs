@@ -12,6 +12,7 @@ use crate::domain::{
     Period, Reservation, ReservationItem, ReservationStatus, ReservationType, Role, SalesTarget,
     SellerId, SellerSku, Thresholds, Timestamp, Units, User, Username,
 };
+use crate::domain::{Delivery, DeliveryOutcome, Webhook, WebhookSecret, WebhookTarget};
 
 /// A text column as both backends return it. MariaDB and MySQL flag columns of a binary
 /// collation (`utf8mb4_bin`, which we use so that keys compare exactly, as on SQLite) as
@@ -381,5 +382,96 @@ impl TryFrom<EventRow> for Event {
             data: serde_json::value::RawValue::from_string(r.data.0)
                 .map_err(|_| corrupt("data"))?,
         })
+    }
+}
+
+/// The columns `WebhookRow` reads, in a `SELECT` of table `webhooks`.
+pub(super) const WEBHOOK_COLUMNS: &str = "id, url, event_types, seller_ids, secret, created_by, \
+     create_time, last_event_id, attempts, failing_since, next_attempt_at";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct WebhookRow {
+    id: i64,
+    url: Text,
+    event_types: Text,
+    seller_ids: Option<Text>,
+    secret: Text,
+    created_by: i64,
+    create_time: NaiveDateTime,
+    last_event_id: i64,
+    attempts: i64,
+    failing_since: Option<NaiveDateTime>,
+    next_attempt_at: Option<NaiveDateTime>,
+}
+
+impl TryFrom<WebhookRow> for WebhookTarget {
+    type Error = StoreError;
+
+    fn try_from(r: WebhookRow) -> Result<Self, StoreError> {
+        // Only the service writes these columns, from checked values.
+        let corrupt = |what: &str| StoreError::codec(format!("webhook {}: bad {what}", r.id));
+        let event_types = EventType::parse_list(&r.event_types.0).map_err(|_| corrupt("types"))?;
+        let seller_ids = match &r.seller_ids {
+            None => None,
+            Some(text) => {
+                let names: Vec<String> =
+                    serde_json::from_str(&text.0).map_err(|_| corrupt("seller_ids"))?;
+                let sellers = names
+                    .iter()
+                    .map(|s| SellerId::parse(s))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| corrupt("seller_ids"))?;
+                Some(sellers)
+            }
+        };
+        Ok(Self {
+            webhook: Webhook {
+                id: r.id,
+                url: r.url.0,
+                event_types,
+                seller_ids,
+                created_by: r.created_by,
+                create_time: Timestamp::from_naive_utc(r.create_time),
+                last_event_id: r.last_event_id,
+                failing_since: r.failing_since.map(Timestamp::from_naive_utc),
+                next_attempt_at: r.next_attempt_at.map(Timestamp::from_naive_utc),
+            },
+            secret: WebhookSecret::from_stored(r.secret.0),
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+/// The columns `DeliveryRow` reads, in a `SELECT` of table `webhook_deliveries`.
+pub(super) const DELIVERY_COLUMNS: &str = "id, webhook_id, event_id, attempt, attempted_at, \
+     status_code, error, latency_ms, outcome";
+
+#[derive(sqlx::FromRow)]
+pub(super) struct DeliveryRow {
+    id: i64,
+    webhook_id: i64,
+    event_id: i64,
+    attempt: i64,
+    attempted_at: NaiveDateTime,
+    status_code: Option<i64>,
+    error: Option<Text>,
+    latency_ms: i64,
+    outcome: Text,
+}
+
+impl From<DeliveryRow> for Delivery {
+    fn from(r: DeliveryRow) -> Self {
+        Self {
+            id: r.id,
+            webhook_id: r.webhook_id,
+            event_id: r.event_id,
+            attempt: u32::try_from(r.attempt).unwrap_or(u32::MAX),
+            attempted_at: Timestamp::from_naive_utc(r.attempted_at),
+            status_code: r.status_code.and_then(|s| u16::try_from(s).ok()),
+            error: r.error.map(|t| t.0),
+            latency_ms: u64::try_from(r.latency_ms).unwrap_or_default(),
+            // Only the service writes this column, from `DeliveryOutcome`.
+            outcome: DeliveryOutcome::parse(&r.outcome.0).unwrap_or(DeliveryOutcome::Failed),
+        }
     }
 }

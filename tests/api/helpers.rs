@@ -15,6 +15,7 @@ use rand::Rng;
 use sellerdesk::auth::bootstrap_admin;
 use sellerdesk::background::Background;
 use sellerdesk::config::{Config, Secret};
+use sellerdesk::domain::RetryPolicy;
 use sellerdesk::store::{self, StoreOptions};
 use sellerdesk::{build_app, AppState};
 use serde_json::Value;
@@ -212,6 +213,16 @@ pub fn test_config(database_url: &str) -> Config {
         // tests against the real binary.
         rate_limit_per_minute: 0,
         login_rate_limit_per_minute: 0,
+        // Webhook receivers in tests listen on 127.0.0.1; the address rule has its own tests
+        // (webhooks::private_targets_are_refused_unless_allowed), which turn this off.
+        webhook_allow_private: true,
+        // Retries 50 ms, 100 ms, 200 ms apart rather than 1 s, 2 s, 4 s, ... so that tests of
+        // failing receivers stay quick.
+        webhook_retry: RetryPolicy {
+            base: Duration::from_millis(50),
+            cap: Duration::from_millis(200),
+            ..RetryPolicy::default()
+        },
         ..Config::default()
     }
 }
@@ -262,7 +273,7 @@ impl TestApp {
         let admin_token = state.auth.keys.issue(admin.id, admin.token_version);
         let router = build_app(state.clone())
             .layer(MockConnectInfo(SocketAddr::from(([127, 0, 0, 1], 40000))));
-        let retention = state.config.event_retention;
+        let background = Background::start(store, &state.config);
         Self {
             router,
             state,
@@ -270,7 +281,7 @@ impl TestApp {
             request_id_prefix: format!("t{:016x}", rand::thread_rng().gen::<u64>()),
             requests_sent: AtomicU64::new(0),
             database_url: url.to_owned(),
-            _background: Background::start(store, retention),
+            _background: background,
             _database: database,
         }
     }
@@ -285,7 +296,7 @@ impl TestApp {
             _database,
             ..
         } = self;
-        drop(_background);
+        _background.shutdown().await;
         state.store.close().await;
         TestApp::open(&database_url, _database).await
     }

@@ -32,3 +32,4 @@ mod shared_limits;
 mod stock;
 mod sync;
 mod tls;
+mod webhooks;

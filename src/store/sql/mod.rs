@@ -21,7 +21,10 @@
 //!   entries, and the pieces every stock operation uses;
 //! - `reservations.rs`: hold, release, commit and expire reservations, and read them;
 //! - `events.rs`: the event outbox, appended in the transaction of each change, and read;
-//! - `purge.rs`: rows no request can use again (refresh tokens, idempotency keys, events),
+//! - `webhooks.rs`: webhooks, their delivery log, and the delivery state and lease the worker
+//!   keeps on each webhook;
+//! - `purge.rs`: rows no request can use again (refresh tokens, idempotency keys, events,
+//!   webhook delivery attempts),
 //!   deleted by the background work;
 //! - `filter.rs`: the `WHERE` clause of a list, with its values bound.
 
@@ -36,6 +39,7 @@ mod records;
 mod reservations;
 mod stock;
 mod users;
+mod webhooks;
 
 use std::marker::PhantomData;
 

@@ -23,6 +23,9 @@ fn rule(purge: Purge) -> (&'static str, &'static str, &'static str) {
         ),
         Purge::IdempotencyKeys(_) => ("idempotency_keys", "expires_at <= ?", "expires_at, id"),
         Purge::Events(_) => ("events", "occurred_at < ?", "id"),
+        Purge::WebhookDeliveries(_) => {
+            ("webhook_deliveries", "attempted_at < ?", "attempted_at, id")
+        }
     }
 }
 
