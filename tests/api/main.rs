@@ -29,3 +29,4 @@ mod sessions;
 mod stock;
 mod sync;
 mod tls;
+mod write_groups;

@@ -1,7 +1,11 @@
 //! The upserts of MySQL/MariaDB: the SQL of each table, and how rows are written with it,
-//! inside the transaction the caller holds. A single upsert is a batch of one. Only the
-//! repeated `(?, ?, …)` groups of a multi-row statement are built in code; upserts use the
-//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form that MySQL 8 and MariaDB both accept.
+//! inside the transaction the caller holds: the write queue's (`writer.rs`), for the rows of
+//! every upsert request of its group together. Only the repeated `(?, ?, …)` groups of a
+//! multi-row statement are built in code; upserts use the
+//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form that MySQL 8 and MariaDB both accept. Each
+//! table costs a fixed number of statements whatever the number of rows; the events of the
+//! changes are returned, for the caller to write once for its whole transaction (they take
+//! the event lock, which is best held only from the last statement to the commit).
 
 use std::collections::HashMap;
 
@@ -83,16 +87,27 @@ fn in_input_order<I, R, K: std::hash::Hash + PartialEq>(
         .collect()
 }
 
-/// Creates or updates `items` (distinct keys) and returns them as stored, in input order.
+/// Creates or updates `items` (distinct keys) and returns them as stored, in input order, with
+/// the events to write for them.
 pub(super) async fn sales_targets(
     conn: &mut MySqlConnection,
-    items: &[SalesTargetInput],
+    items: &[&SalesTargetInput],
     now: Timestamp,
-) -> Result<Vec<SalesTarget>, StoreError> {
-    let at = now;
+) -> Result<(Vec<SalesTarget>, Vec<NewEvent>), StoreError> {
     let now = now.naive_utc();
+    // Rows are locked in key order, so that two groups sharing keys cannot deadlock.
+    let mut order: Vec<&SalesTargetInput> = items.to_vec();
+    fn key(t: &SalesTargetInput) -> (&str, &str, &str, &str) {
+        (
+            t.seller_id.as_str(),
+            t.parent_asin.as_str(),
+            t.market_place_id.as_str(),
+            t.period.as_str(),
+        )
+    }
+    order.sort_by(|a, b| key(a).cmp(&key(b)));
     let mut insert = QueryBuilder::<MySql>::new(INSERT_SALES_TARGETS);
-    insert.push_values(items, |mut row, item| {
+    insert.push_values(&order, |mut row, item| {
         row.push_bind(item.seller_id.as_str())
             .push_bind(item.parent_asin.as_str())
             .push_bind(item.market_place_id.as_str())
@@ -123,20 +138,19 @@ pub(super) async fn sales_targets(
     )?;
     // Every write of a sales target moves its version: each is a change.
     let events: Vec<NewEvent> = rows.iter().map(NewEvent::sales_target_updated).collect();
-    Shared::<MySql>::insert_events(conn, &events, at).await?;
-    Ok(rows)
+    Ok((rows, events))
 }
 
-/// Creates or updates `items` (distinct keys) with their ledger entries, as
-/// `InventoryInput::plan` says, and returns them as stored, in input order.
+/// Creates or updates `items` (distinct keys, each with the actor whose request it is) with
+/// their ledger entries, as `InventoryInput::plan` says, and returns them as stored, in input
+/// order, with the events to write for the rows that changed.
 pub(super) async fn inventory(
     conn: &mut MySqlConnection,
-    items: &[InventoryInput],
-    actor: &Actor,
+    items: &[(&InventoryInput, &Actor)],
     now: Timestamp,
-) -> Result<Vec<Inventory>, StoreError> {
-    // Rows are locked in key order, so that two batches sharing keys cannot deadlock.
-    let mut order: Vec<&InventoryInput> = items.iter().collect();
+) -> Result<(Vec<Inventory>, Vec<NewEvent>), StoreError> {
+    // Rows are locked in key order, so that two groups sharing keys cannot deadlock.
+    let mut order: Vec<&InventoryInput> = items.iter().map(|(item, _)| *item).collect();
     order.sort_by(|a, b| {
         (
             a.seller_id.as_str(),
@@ -179,7 +193,7 @@ pub(super) async fn inventory(
     let rows = in_input_order(
         items,
         rows,
-        |i| key_of_row(i.key()),
+        |(i, _)| key_of_row(i.key()),
         |r| key_of_row(r.key()),
     )?;
 
@@ -187,7 +201,7 @@ pub(super) async fn inventory(
     let mut entries = Vec::new();
     let mut events = Vec::new();
     let mut stored = Vec::with_capacity(items.len());
-    for (item, row) in items.iter().zip(rows) {
+    for (&(item, actor), row) in items.iter().zip(rows) {
         let id = row.id;
         // Version 0: this transaction just inserted the row (see `CLAIM_INVENTORY`).
         let existing = (row.version > 0).then_some(row);
@@ -200,7 +214,7 @@ pub(super) async fn inventory(
             written.push(plan.row.clone());
         }
         if let Some((entry_type, before, movement)) = plan.entry {
-            entries.push(NewEntry {
+            let entry = NewEntry {
                 inventory_id: id,
                 seller_id: plan.row.seller_id.clone(),
                 market_place_id: plan.row.market_place_id.clone(),
@@ -209,7 +223,8 @@ pub(super) async fn inventory(
                 before,
                 movement,
                 notes: EntryNotes::default(),
-            });
+            };
+            entries.push((entry, actor));
         }
         stored.push(plan.row);
     }
@@ -231,9 +246,9 @@ pub(super) async fn inventory(
         write.push(ON_DUPLICATE_INVENTORY);
         write.build().execute(&mut *conn).await?;
     }
-    Shared::<MySql>::insert_entries(conn, &entries, actor, now).await?;
-    Shared::<MySql>::insert_events(conn, &events, now).await?;
-    Ok(stored)
+    let entries: Vec<(&NewEntry, &Actor)> = entries.iter().map(|(e, a)| (e, *a)).collect();
+    Shared::<MySql>::insert_entries_of(conn, &entries, now).await?;
+    Ok((stored, events))
 }
 
 /// A sales target's key as owned text, for matching rows to inputs.

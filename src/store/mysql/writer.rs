@@ -228,12 +228,22 @@ fn hash_of(key: impl std::hash::Hash) -> u64 {
 
 /// One writer task: takes a group off the shared queue and writes it, until the queue closes.
 /// Its connection is kept from one group to the next while work is waiting, and given back to
-/// the pool whenever the queue runs dry (so an idle service holds no connection for it).
+/// the pool whenever the queue runs dry or another task holds it (so an idle service holds
+/// no connection for its writers).
 async fn write_loop(pool: MySqlPool, queue: Arc<Mutex<Queue>>, written: Arc<Notify>) {
     let mut conn: Option<PoolConnection<MySql>> = None;
     loop {
         let group = {
-            let mut queue = queue.lock().await;
+            // Another task holds the queue: it is taking its group, or waiting for work
+            // because there is none. Either way this one gives its connection back, so that
+            // idle writers hold none (and closing the pool never waits on one).
+            let mut queue = match queue.try_lock() {
+                Ok(queue) => queue,
+                Err(_) => {
+                    conn = None;
+                    queue.lock().await
+                }
+            };
             if queue.pending.is_empty() {
                 let first = match queue.jobs.try_recv() {
                     Ok(job) => job,
@@ -280,7 +290,11 @@ async fn write_loop(pool: MySqlPool, queue: Arc<Mutex<Queue>>, written: Arc<Noti
 /// Writes `group` in one transaction and answers its jobs; if that fails, writes each job
 /// alone, so that only the one to blame fails. False when the database could not be reached
 /// (the connection is then given back to its pool, which replaces a broken one).
-async fn write_and_answer(conn: &mut MySqlConnection, mut group: Vec<Job>, written: &Notify) -> bool {
+async fn write_and_answer(
+    conn: &mut MySqlConnection,
+    mut group: Vec<Job>,
+    written: &Notify,
+) -> bool {
     let began = Instant::now();
     let jobs = group.len();
     queue::record_group(jobs, group.iter().map(Job::rows).sum());
