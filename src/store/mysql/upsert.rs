@@ -44,6 +44,11 @@ const ON_DUPLICATE_CLAIM: &str = " ON DUPLICATE KEY UPDATE id = id";
 /// already holds every one of them under an exclusive lock (a locking read of a row-value
 /// `IN` list could lock far more than the rows it finds, and deadlock with other batches).
 const SELECT_INVENTORY_BY_KEY: &str = "WHERE (seller_id, market_place_id, seller_sku) IN ";
+/// Followed by `(?, ...)`, the ids of the existing rows found by key (a plain read, which
+/// locks nothing): locks them in id order before the claim, as every stock operation locks
+/// its rows, so that an upsert and a release of the same two rows cannot each hold the lock
+/// the other waits for (the claim, in key order, then only meets rows already its own).
+const LOCK_INVENTORY_BY_ID: &str = "SELECT id FROM inventory WHERE id IN ";
 /// Followed by `VALUES (...), ...` of rows that exist: writes each by id.
 const WRITE_INVENTORY: &str = "INSERT INTO inventory \
     (id, seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, reserved, \
@@ -143,7 +148,10 @@ pub(super) async fn sales_targets(
 
 /// Creates or updates `items` (distinct keys, each with the actor whose request it is) with
 /// their ledger entries, as `InventoryInput::plan` says, and returns them as stored, in input
-/// order, with the events to write for the rows that changed.
+/// order, with the events to write for the rows that changed. Runs in a `READ COMMITTED`
+/// transaction (`writer.rs`): the rows are found by a plain read before they are locked, and
+/// every later plain read must see them as they are once locked, not as that first read's
+/// snapshot had them.
 pub(super) async fn inventory(
     conn: &mut MySqlConnection,
     items: &[(&InventoryInput, &Actor)],
@@ -163,6 +171,24 @@ pub(super) async fn inventory(
                 b.seller_sku.as_str(),
             ))
     });
+    let mut find = QueryBuilder::<MySql>::new(format!(
+        "SELECT id FROM inventory {SELECT_INVENTORY_BY_KEY}"
+    ));
+    find.push_tuples(&order, |mut key, item| {
+        key.push_bind(item.seller_id.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.seller_sku.as_str());
+    });
+    let mut ids: Vec<i64> = find.build_query_scalar().fetch_all(&mut *conn).await?;
+    if !ids.is_empty() {
+        ids.sort_unstable();
+        let mut lock = QueryBuilder::<MySql>::new(LOCK_INVENTORY_BY_ID);
+        lock.push_tuples(&ids, |mut id, value| {
+            id.push_bind(*value);
+        });
+        lock.push(" ORDER BY id FOR UPDATE");
+        lock.build().execute(&mut *conn).await?;
+    }
     let time = now.naive_utc();
     let mut claim = QueryBuilder::<MySql>::new(CLAIM_INVENTORY);
     claim.push_values(&order, |mut row, item| {

@@ -357,11 +357,15 @@ async fn write_group(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<()
     }
 }
 
-/// One attempt at the group's transaction: its sales targets, then its inventory rows (each
-/// table's rows in key order, see `upsert.rs`), then the events of both at once, then the
-/// commit. True once committed (each job then holds its stored records); false when it ran
+/// One attempt at the group's transaction (`READ COMMITTED`): its sales targets, then its
+/// inventory rows (see `upsert.rs` for the order they are locked in), then the events of both
+/// at once, then the commit. True once committed (each job then holds its stored records); false when it ran
 /// longer than `MAX_WRITE_SPAN` and was rolled back.
 async fn attempt(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<bool, StoreError> {
+    // For the next transaction only; see `upsert::inventory`.
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+        .execute(&mut *conn)
+        .await?;
     let mut tx = conn.begin().await?;
     let began = Instant::now();
     let now = Timestamp::now();
