@@ -157,7 +157,8 @@ pub(super) async fn inventory(
     items: &[(&InventoryInput, &Actor)],
     now: Timestamp,
 ) -> Result<(Vec<Inventory>, Vec<NewEvent>), StoreError> {
-    // Rows are locked in key order, so that two groups sharing keys cannot deadlock.
+    // Existing rows are locked in id order (below), new ones claimed in key order, so that
+    // two groups sharing keys, or a group and a stock operation, queue rather than deadlock.
     let mut order: Vec<&InventoryInput> = items.iter().map(|(item, _)| *item).collect();
     order.sort_by(|a, b| {
         (

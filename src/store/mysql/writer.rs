@@ -15,9 +15,10 @@
 //! Unlike SQLite, several writer tasks (`writers` at start, each with its own connection while
 //! work is waiting) take groups from the one queue, because InnoDB lets transactions on
 //! different rows run at once and one group's round trips can overlap another's. So two
-//! groups in flight at once may share a key; each locks its rows in key order, so they queue
-//! on the row locks rather than deadlock, and a deadlock that does happen (InnoDB may still
-//! pick a victim, e.g. over the gap locks of new rows) runs the group again from the start.
+//! groups in flight at once may share a key; each locks its existing rows in id order (as
+//! stock operations do) and claims new ones in key order, so they queue on the row locks
+//! rather than deadlock, and a deadlock that does happen (InnoDB may still pick a victim, e.g.
+//! over a row created between the two steps) runs the group again from the start.
 //!
 //! Times. Each attempt takes its time after `BEGIN`, and is rolled back and run again with a
 //! new time if it ran longer than `MAX_WRITE_SPAN` before its commit (docs/sync.md), as every
