@@ -21,6 +21,7 @@
 # BENCH_SCENARIOS (which of "a b c d e f g h" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
 # (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
 # BENCH_BIN (a release binary to run instead of building this tree's: for A/B runs).
+# BENCH_SKIP_SQLITE (1: run only the MySQL suite, for A/B runs of MySQL).
 # BENCH_METRICS (1: serve metrics on METRICS_ADDR=127.0.0.1:BENCH_PORT+1, scraped every 5 s
 # during the runs, as Prometheus would; off by default, as in the service).
 set -euo pipefail
@@ -160,7 +161,9 @@ suite() { # LABEL DATABASE_URL POOL
   stop_server
 }
 
-suite "SQLite" "sqlite://$WORK/bench.db" "${BENCH_SQLITE_POOL:-8}"
+if [ -z "${BENCH_SKIP_SQLITE:-}" ]; then
+  suite "SQLite" "sqlite://$WORK/bench.db" "${BENCH_SQLITE_POOL:-8}"
+fi
 
 if [ -n "$MYSQL_URL" ]; then
   base=${MYSQL_URL%/*}

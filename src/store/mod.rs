@@ -20,9 +20,11 @@
 mod engine;
 mod error;
 mod mysql;
+mod queue;
 mod rows;
 mod sql;
 mod sqlite;
+mod supervisor;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -33,3 +33,4 @@ mod stock;
 mod sync;
 mod tls;
 mod webhooks;
+mod write_groups;

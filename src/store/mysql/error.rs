@@ -33,6 +33,20 @@ fn is_deadlock(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(sqlx::Error::Database(d)) if number(&**d) == Some(ER_LOCK_DEADLOCK))
 }
 
+/// Whether an attempt that failed with `e` after `tries` attempts in all should run again
+/// (after `pause_after_deadlock`): a deadlock victim, `DEADLOCK_ATTEMPTS` times in all.
+pub(super) fn retry_deadlock(e: &StoreError, tries: u32) -> bool {
+    is_deadlock(e) && tries < DEADLOCK_ATTEMPTS
+}
+
+/// A growing pause with jitter after the `tries`-th attempt was a deadlock victim, so that
+/// victims of one deadlock do not meet again in step: 2–4 ms, 4–8 ms, ... up to 256 ms.
+pub(super) async fn pause_after_deadlock(tries: u32) {
+    let base = 1u64 << tries.min(8);
+    let pause = base + rand::random::<u64>() % base;
+    tokio::time::sleep(Duration::from_millis(pause)).await;
+}
+
 /// Runs `attempt` again while InnoDB reports a deadlock, with a short growing pause. Every
 /// operation passed here is safe to repeat from the start (its transaction was rolled back).
 pub(super) async fn retry_on_deadlock<T, F, Fut>(mut attempt: F) -> Result<T, StoreError>
@@ -43,12 +57,8 @@ where
     let mut tries = 1;
     loop {
         match attempt().await {
-            Err(e) if is_deadlock(&e) && tries < DEADLOCK_ATTEMPTS => {
-                // A growing pause with jitter, so that victims of one deadlock do not meet
-                // again in step: 2–4 ms, 4–8 ms, ... up to 256 ms.
-                let base = 1u64 << tries.min(8);
-                let pause = base + rand::random::<u64>() % base;
-                tokio::time::sleep(Duration::from_millis(pause)).await;
+            Err(e) if retry_deadlock(&e, tries) => {
+                pause_after_deadlock(tries).await;
                 tries += 1;
             }
             result => return result,

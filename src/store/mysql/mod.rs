@@ -1,15 +1,18 @@
 //! The MySQL 8 / MariaDB 10.6+ backend, for production.
 //!
 //! Written in the SQL both servers accept (no `RETURNING`; upserts in the
-//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form). Every operation runs on a pooled
-//! connection in a transaction of its own, begun and committed here, and is repeated from the
-//! start when InnoDB picks it as a deadlock victim (`error.rs`). This file is the backend's
-//! `Engine` (`store/engine.rs` builds the `Store` on it); the statements shared with SQLite are
-//! in `store/sql/`; this backend's upserts in `upsert.rs`.
+//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form). Upserts go through a write queue
+//! (`writer.rs`) that writes those arriving together in one transaction; every other
+//! operation runs on a pooled connection in a transaction of its own, begun and committed
+//! here. Both are repeated from the start when InnoDB picks them as a deadlock victim
+//! (`error.rs`). This file is the backend's `Engine` (`store/engine.rs` builds the `Store` on
+//! it); the statements shared with SQLite are in `store/sql/`; this backend's upserts in
+//! `upsert.rs`.
 
 pub(super) mod error;
 mod migrate;
 mod upsert;
+mod writer;
 
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use super::{ConnectError, StoreError, StoreGauges, StoreOptions};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput, Timestamp};
 use error::retry_on_deadlock;
+use writer::Writer;
 
 type Sql = Shared<MySql>;
 
@@ -34,12 +38,17 @@ const MAX_WRITE_SPAN: Duration = Duration::from_secs(2);
 /// How many times a write that overran `MAX_WRITE_SPAN` runs again before it is refused as
 /// "database unavailable".
 const OVERDUE_ATTEMPTS: u32 = 3;
+/// Most writer tasks of the upsert queue (each holds a connection while work is waiting):
+/// a quarter of the pool, from 1 to this.
+const MAX_WRITERS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct MySqlStore {
     pool: MySqlPool,
     /// Notified after writes commit (`Store::event_signal`).
     events: std::sync::Arc<tokio::sync::Notify>,
+    /// The upserts' write queue.
+    writer: std::sync::Arc<Writer>,
 }
 
 impl MySqlStore {
@@ -54,9 +63,13 @@ impl MySqlStore {
             .connect_with(connect)
             .await?;
         migrate::migrate(&pool).await?;
+        let events = std::sync::Arc::default();
+        let writers = (options.max_connections / 4).clamp(1, MAX_WRITERS);
+        let writer = Writer::start(&pool, writers as usize, &events);
         Ok(Self {
             pool,
-            events: std::sync::Arc::default(),
+            events,
+            writer: std::sync::Arc::new(writer),
         })
     }
 
@@ -184,6 +197,9 @@ impl Engine for MySqlStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
+        if !self.writer.is_running() {
+            return Err(StoreError::Unavailable);
+        }
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
@@ -201,12 +217,7 @@ impl Engine for MySqlStore {
         &self,
         items: Vec<SalesTargetInput>,
     ) -> Result<Vec<SalesTarget>, StoreError> {
-        // The time is taken inside each attempt: one repeated after a deadlock writes a time
-        // of its own, not one older than the attempt (docs/sync.md).
-        self.write(items, |conn, items| {
-            Box::pin(upsert::sales_targets(conn, items, Timestamp::now()))
-        })
-        .await
+        self.writer.sales_targets(items).await
     }
 
     async fn upsert_inventories(
@@ -214,10 +225,7 @@ impl Engine for MySqlStore {
         items: Vec<InventoryInput>,
         actor: &Actor,
     ) -> Result<Vec<Inventory>, StoreError> {
-        self.write((items, actor.clone()), |conn, (items, actor)| {
-            Box::pin(upsert::inventory(conn, items, actor, Timestamp::now()))
-        })
-        .await
+        self.writer.inventory(items, actor).await
     }
 
     async fn get_sales_target(&self, id: i64) -> Result<Option<SalesTarget>, StoreError> {
@@ -235,7 +243,7 @@ impl Engine for MySqlStore {
         StoreGauges {
             connections_in_use: in_use,
             connections_idle: idle,
-            write_queue_depth: None,
+            write_queue_depth: Some(self.writer.queue_depth()),
         }
     }
 

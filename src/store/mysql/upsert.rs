@@ -1,7 +1,11 @@
 //! The upserts of MySQL/MariaDB: the SQL of each table, and how rows are written with it,
-//! inside the transaction the caller holds. A single upsert is a batch of one. Only the
-//! repeated `(?, ?, …)` groups of a multi-row statement are built in code; upserts use the
-//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form that MySQL 8 and MariaDB both accept.
+//! inside the transaction the caller holds: the write queue's (`writer.rs`), for the rows of
+//! every upsert request of its group together. Only the repeated `(?, ?, …)` groups of a
+//! multi-row statement are built in code; upserts use the
+//! `ON DUPLICATE KEY UPDATE col = VALUES(col)` form that MySQL 8 and MariaDB both accept. Each
+//! table costs a fixed number of statements whatever the number of rows; the events of the
+//! changes are returned, for the caller to write once for its whole transaction (they take
+//! the event lock, which is best held only from the last statement to the commit).
 
 use std::collections::HashMap;
 
@@ -40,6 +44,11 @@ const ON_DUPLICATE_CLAIM: &str = " ON DUPLICATE KEY UPDATE id = id";
 /// already holds every one of them under an exclusive lock (a locking read of a row-value
 /// `IN` list could lock far more than the rows it finds, and deadlock with other batches).
 const SELECT_INVENTORY_BY_KEY: &str = "WHERE (seller_id, market_place_id, seller_sku) IN ";
+/// Followed by `(?, ...)`, the ids of the existing rows found by key (a plain read, which
+/// locks nothing): locks them in id order before the claim, as every stock operation locks
+/// its rows, so that an upsert and a release of the same two rows cannot each hold the lock
+/// the other waits for (the claim, in key order, then only meets rows already its own).
+const LOCK_INVENTORY_BY_ID: &str = "SELECT id FROM inventory WHERE id IN ";
 /// Followed by `VALUES (...), ...` of rows that exist: writes each by id.
 const WRITE_INVENTORY: &str = "INSERT INTO inventory \
     (id, seller_id, parent_asin, child_asin, seller_sku, market_place_id, inventory, reserved, \
@@ -83,16 +92,27 @@ fn in_input_order<I, R, K: std::hash::Hash + PartialEq>(
         .collect()
 }
 
-/// Creates or updates `items` (distinct keys) and returns them as stored, in input order.
+/// Creates or updates `items` (distinct keys) and returns them as stored, in input order, with
+/// the events to write for them.
 pub(super) async fn sales_targets(
     conn: &mut MySqlConnection,
-    items: &[SalesTargetInput],
+    items: &[&SalesTargetInput],
     now: Timestamp,
-) -> Result<Vec<SalesTarget>, StoreError> {
-    let at = now;
+) -> Result<(Vec<SalesTarget>, Vec<NewEvent>), StoreError> {
     let now = now.naive_utc();
+    // Rows are locked in key order, so that two groups sharing keys cannot deadlock.
+    let mut order: Vec<&SalesTargetInput> = items.to_vec();
+    fn key(t: &SalesTargetInput) -> (&str, &str, &str, &str) {
+        (
+            t.seller_id.as_str(),
+            t.parent_asin.as_str(),
+            t.market_place_id.as_str(),
+            t.period.as_str(),
+        )
+    }
+    order.sort_by(|a, b| key(a).cmp(&key(b)));
     let mut insert = QueryBuilder::<MySql>::new(INSERT_SALES_TARGETS);
-    insert.push_values(items, |mut row, item| {
+    insert.push_values(&order, |mut row, item| {
         row.push_bind(item.seller_id.as_str())
             .push_bind(item.parent_asin.as_str())
             .push_bind(item.market_place_id.as_str())
@@ -123,20 +143,23 @@ pub(super) async fn sales_targets(
     )?;
     // Every write of a sales target moves its version: each is a change.
     let events: Vec<NewEvent> = rows.iter().map(NewEvent::sales_target_updated).collect();
-    Shared::<MySql>::insert_events(conn, &events, at).await?;
-    Ok(rows)
+    Ok((rows, events))
 }
 
-/// Creates or updates `items` (distinct keys) with their ledger entries, as
-/// `InventoryInput::plan` says, and returns them as stored, in input order.
+/// Creates or updates `items` (distinct keys, each with the actor whose request it is) with
+/// their ledger entries, as `InventoryInput::plan` says, and returns them as stored, in input
+/// order, with the events to write for the rows that changed. Runs in a `READ COMMITTED`
+/// transaction (`writer.rs`): the rows are found by a plain read before they are locked, and
+/// every later plain read must see them as they are once locked, not as that first read's
+/// snapshot had them.
 pub(super) async fn inventory(
     conn: &mut MySqlConnection,
-    items: &[InventoryInput],
-    actor: &Actor,
+    items: &[(&InventoryInput, &Actor)],
     now: Timestamp,
-) -> Result<Vec<Inventory>, StoreError> {
-    // Rows are locked in key order, so that two batches sharing keys cannot deadlock.
-    let mut order: Vec<&InventoryInput> = items.iter().collect();
+) -> Result<(Vec<Inventory>, Vec<NewEvent>), StoreError> {
+    // Existing rows are locked in id order (below), new ones claimed in key order, so that
+    // two groups sharing keys, or a group and a stock operation, queue rather than deadlock.
+    let mut order: Vec<&InventoryInput> = items.iter().map(|(item, _)| *item).collect();
     order.sort_by(|a, b| {
         (
             a.seller_id.as_str(),
@@ -149,6 +172,24 @@ pub(super) async fn inventory(
                 b.seller_sku.as_str(),
             ))
     });
+    let mut find = QueryBuilder::<MySql>::new(format!(
+        "SELECT id FROM inventory {SELECT_INVENTORY_BY_KEY}"
+    ));
+    find.push_tuples(&order, |mut key, item| {
+        key.push_bind(item.seller_id.as_str())
+            .push_bind(item.market_place_id.as_str())
+            .push_bind(item.seller_sku.as_str());
+    });
+    let mut ids: Vec<i64> = find.build_query_scalar().fetch_all(&mut *conn).await?;
+    if !ids.is_empty() {
+        ids.sort_unstable();
+        let mut lock = QueryBuilder::<MySql>::new(LOCK_INVENTORY_BY_ID);
+        lock.push_tuples(&ids, |mut id, value| {
+            id.push_bind(*value);
+        });
+        lock.push(" ORDER BY id FOR UPDATE");
+        lock.build().execute(&mut *conn).await?;
+    }
     let time = now.naive_utc();
     let mut claim = QueryBuilder::<MySql>::new(CLAIM_INVENTORY);
     claim.push_values(&order, |mut row, item| {
@@ -179,7 +220,7 @@ pub(super) async fn inventory(
     let rows = in_input_order(
         items,
         rows,
-        |i| key_of_row(i.key()),
+        |(i, _)| key_of_row(i.key()),
         |r| key_of_row(r.key()),
     )?;
 
@@ -187,7 +228,7 @@ pub(super) async fn inventory(
     let mut entries = Vec::new();
     let mut events = Vec::new();
     let mut stored = Vec::with_capacity(items.len());
-    for (item, row) in items.iter().zip(rows) {
+    for (&(item, actor), row) in items.iter().zip(rows) {
         let id = row.id;
         // Version 0: this transaction just inserted the row (see `CLAIM_INVENTORY`).
         let existing = (row.version > 0).then_some(row);
@@ -200,7 +241,7 @@ pub(super) async fn inventory(
             written.push(plan.row.clone());
         }
         if let Some((entry_type, before, movement)) = plan.entry {
-            entries.push(NewEntry {
+            let entry = NewEntry {
                 inventory_id: id,
                 seller_id: plan.row.seller_id.clone(),
                 market_place_id: plan.row.market_place_id.clone(),
@@ -209,7 +250,8 @@ pub(super) async fn inventory(
                 before,
                 movement,
                 notes: EntryNotes::default(),
-            });
+            };
+            entries.push((entry, actor));
         }
         stored.push(plan.row);
     }
@@ -231,9 +273,9 @@ pub(super) async fn inventory(
         write.push(ON_DUPLICATE_INVENTORY);
         write.build().execute(&mut *conn).await?;
     }
-    Shared::<MySql>::insert_entries(conn, &entries, actor, now).await?;
-    Shared::<MySql>::insert_events(conn, &events, now).await?;
-    Ok(stored)
+    let entries: Vec<(&NewEntry, &Actor)> = entries.iter().map(|(e, a)| (e, *a)).collect();
+    Shared::<MySql>::insert_entries_of(conn, &entries, now).await?;
+    Ok((stored, events))
 }
 
 /// A sales target's key as owned text, for matching rows to inputs.

@@ -10,7 +10,6 @@
 
 pub(super) mod error;
 mod reads;
-mod supervisor;
 mod time;
 mod upsert;
 mod writer;

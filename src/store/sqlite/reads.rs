@@ -10,9 +10,9 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use super::supervisor::{supervise, Liveness};
 use crate::domain::{Inventory, SalesTarget};
 use crate::store::sql::Table;
+use crate::store::supervisor::{supervise, Liveness};
 use crate::store::StoreError;
 
 /// Most ids one `SELECT` asks for.

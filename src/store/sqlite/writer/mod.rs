@@ -37,19 +37,20 @@
 //! unavailable (`is_running`), and the supervisor starts the task again at once on the same
 //! queue; the new task first rolls back whatever transaction the old one left open.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use sqlx::pool::PoolConnection;
 use sqlx::{Sqlite, SqliteConnection, SqlitePool};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::supervisor::{supervise, Liveness};
 use super::upsert::{Encoded, Transaction, Upsert};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, InventoryInput, SalesTargetInput, Timestamp};
+use crate::store::queue::{self, Grouped, Timing};
 use crate::store::sql::{BoxFuture, Operation, Shared};
+use crate::store::supervisor::{supervise, Liveness};
 use crate::store::StoreError;
 
 /// Most rows one group carries: each upserted row counts one, each other job one. A larger
@@ -59,26 +60,6 @@ use crate::store::StoreError;
 const MAX_ROWS_PER_GROUP: usize = 256;
 /// Most jobs waiting in the queue before submitters themselves wait (back-pressure).
 const MAX_QUEUED_JOBS: usize = 4096;
-
-/// When a job's group began, how long the group's SQL took and how many jobs it held: sent
-/// back with the answer, so that the submitter can tell its wait in the queue from its SQL.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct Timing {
-    began: Instant,
-    sql: Duration,
-    jobs: usize,
-}
-
-impl Timing {
-    /// For a group that began at `began` and has just ended.
-    fn since(began: Instant, jobs: usize) -> Self {
-        Self {
-            began,
-            sql: began.elapsed(),
-            jobs,
-        }
-    }
-}
 
 /// A job's answer, with the timing of its group.
 type Answered<T> = (Result<T, StoreError>, Timing);
@@ -177,20 +158,9 @@ impl Writer {
             .map_err(|_| StoreError::Unavailable)?;
         // A closed reply means the task dropped the job without answering: it panicked.
         let (result, timing) = answer.await.map_err(|_| StoreError::Unavailable)?;
-        tracing::debug!(
-            queue_wait_ms = millis(timing.began.saturating_duration_since(submitted)),
-            sql_ms = millis(timing.sql),
-            group_jobs = timing.jobs,
-            ok = result.is_ok(),
-            "sqlite write"
-        );
+        timing.log(submitted, result.is_ok(), "sqlite write");
         result
     }
-}
-
-/// `duration` in milliseconds, for a log field.
-fn millis(duration: Duration) -> f64 {
-    duration.as_secs_f64() * 1000.0
 }
 
 /// One request's write, waiting for its turn.
@@ -289,26 +259,13 @@ impl<A: Send + Sync, T: Send> Operate for Pending<A, T> {
     }
 }
 
-impl Job {
+impl Grouped for Job {
     fn abandoned(&self) -> bool {
         match self {
             Job::SalesTargets(u) => u.reply.is_closed(),
             Job::Inventory(u) => u.reply.is_closed(),
             Job::Reservation(r) => r.reply.is_closed(),
             Job::Operation(op) => op.abandoned(),
-        }
-    }
-
-    /// How much of a group this job takes (see `MAX_ROWS_PER_GROUP`).
-    fn rows(&self) -> usize {
-        match self {
-            Job::SalesTargets(u) => u.rows.len(),
-            Job::Inventory(u) => u.rows.len(),
-            Job::Reservation(r) => match &r.op {
-                ReservationOp::Reserve { new, .. } => new.items.len().max(1),
-                ReservationOp::End { .. } => 1,
-            },
-            Job::Operation(_) => 1,
         }
     }
 
@@ -323,6 +280,21 @@ impl Job {
             Job::Reservation(_) | Job::Operation(_) => Vec::new(),
         };
         (self.rows(), keys)
+    }
+}
+
+impl Job {
+    /// How much of a group this job takes (see `MAX_ROWS_PER_GROUP`).
+    fn rows(&self) -> usize {
+        match self {
+            Job::SalesTargets(u) => u.rows.len(),
+            Job::Inventory(u) => u.rows.len(),
+            Job::Reservation(r) => match &r.op {
+                ReservationOp::Reserve { new, .. } => new.items.len().max(1),
+                ReservationOp::End { .. } => 1,
+            },
+            Job::Operation(_) => 1,
+        }
     }
 
     /// Answers the request once its group's transaction has committed (or failed).
@@ -406,31 +378,10 @@ async fn write_loop(
     }
 }
 
-/// Takes the next group off `pending`: jobs in arrival order whose keys are distinct from each
-/// other and from every earlier job left waiting, up to `MAX_ROWS_PER_GROUP` rows (the first
-/// job always). Everything else stays queued, in order. Abandoned jobs are dropped.
+/// Takes the next group off `pending` (see `queue::take_group`), up to `MAX_ROWS_PER_GROUP`
+/// rows.
 fn take_group(pending: &mut VecDeque<Job>) -> Vec<Job> {
-    let mut seen = HashSet::new();
-    let mut group = Vec::new();
-    let mut rows = 0;
-    let mut rest = VecDeque::with_capacity(pending.len());
-    while let Some(job) = pending.pop_front() {
-        if job.abandoned() {
-            continue;
-        }
-        let (size, keys) = job.rows_and_keys();
-        let fits = group.is_empty() || rows + size <= MAX_ROWS_PER_GROUP;
-        let clashes = keys.iter().any(|k| seen.contains(k));
-        seen.extend(keys);
-        if fits && !clashes {
-            rows += size;
-            group.push(job);
-        } else {
-            rest.push_back(job);
-        }
-    }
-    *pending = rest;
-    group
+    queue::take_group(pending, MAX_ROWS_PER_GROUP)
 }
 
 /// Writes `group` in one transaction and answers its jobs; if that fails, writes each job
@@ -442,8 +393,7 @@ async fn write_and_answer(conn: &mut SqliteConnection, mut group: Vec<Job>) -> b
     let began = Instant::now();
     let jobs = group.len();
     let rows: usize = group.iter().map(Job::rows).sum();
-    metrics::histogram!("write_group_size").record(usize_f64(jobs));
-    metrics::histogram!("write_group_rows").record(usize_f64(rows));
+    queue::record_group(jobs, rows);
     match write_group(conn, &mut group).await {
         Ok(()) => {
             let timing = Timing::since(began, jobs);
@@ -463,12 +413,6 @@ async fn write_and_answer(conn: &mut SqliteConnection, mut group: Vec<Job>) -> b
         }
     }
     true
-}
-
-/// A count as a histogram sample (counts here are far below 2^52, so exact).
-#[allow(clippy::cast_precision_loss)]
-fn usize_f64(n: usize) -> f64 {
-    n as f64
 }
 
 fn answer_all(group: Vec<Job>, e: &StoreError, timing: Timing) {

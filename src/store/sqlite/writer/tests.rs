@@ -1,5 +1,7 @@
 //! The write queue: how groups are formed, and what a failing or panicking job does.
 
+use std::time::Duration;
+
 use super::*;
 
 /// A job's answer, kept alive by the test (a job without one is dropped as abandoned).
