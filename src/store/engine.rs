@@ -946,6 +946,18 @@ where
         .await
     }
 
+    async fn renew_webhook(
+        &self,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write((id, owner.to_owned(), until), |conn, (id, owner, until)| {
+            Box::pin(Shared::renew_webhook(conn, *id, owner, *until))
+        })
+        .await
+    }
+
     async fn release_webhook(&self, id: i64, owner: &str) -> Result<(), StoreError> {
         self.write((id, owner.to_owned()), |conn, (id, owner)| {
             Box::pin(Shared::release_webhook(conn, *id, owner))

@@ -358,8 +358,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Listed<AuditEntry>, StoreError>;
 
     /// Deletes up to `limit` of the rows `purge` names, in one transaction; returns how many
-    /// went. Instances sharing a database may purge at once: each deletes rows no other
-    /// holds, and none waits for another.
+    /// went. Instances sharing a database may purge at once: a row is deleted, and counted,
+    /// once.
     async fn purge(&self, purge: Purge, limit: i64) -> Result<u64, StoreError>;
 
     /// The record of `user_id`'s idempotency key `key`, expired or not (see
@@ -460,6 +460,15 @@ pub trait Store: Send + Sync + 'static {
     /// Saves the delivery state (and its attempt, if any) while `progress.owner` holds the
     /// lease; `false` when it no longer does (nothing written).
     async fn save_webhook_progress(&self, progress: &WebhookProgress) -> Result<bool, StoreError>;
+
+    /// Extends `owner`'s lease of webhook `id` to `until`, while it holds a live one; `false`
+    /// when it does not (then it must not send: another instance may).
+    async fn renew_webhook(
+        &self,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Gives up `owner`'s lease of webhook `id`.
     async fn release_webhook(&self, id: i64, owner: &str) -> Result<(), StoreError>;

@@ -285,6 +285,16 @@ impl Delivery {
                 }
                 NextEvent::Deliver(event) => event,
             };
+            // The lease is checked (and extended) right before each send: an instance that
+            // stalled past its lease must not send beside the one that took the webhook over.
+            let until = Timestamp::now().plus(LEASE);
+            if !self
+                .store
+                .renew_webhook(self.id, &self.owner, until)
+                .await?
+            {
+                return Ok(Held::Lost);
+            }
             let body = serde_json::to_vec(&event).map_err(StoreError::codec)?;
             let attempted_at = Timestamp::now();
             let answer = tokio::select! {

@@ -30,6 +30,7 @@ const DUE_WEBHOOKS: &str = "SELECT id FROM webhooks w \
      WHERE (lease_until IS NULL OR lease_until < ?) \
      AND (next_attempt_at IS NULL OR next_attempt_at <= ?) \
      AND EXISTS (SELECT 1 FROM events e WHERE e.id > w.last_event_id) \
+     AND EXISTS (SELECT 1 FROM users u WHERE u.id = w.created_by AND u.is_active = 1) \
      ORDER BY id LIMIT ?";
 
 /// Takes the lease of a webhook whose lease is free or ran out: of instances racing for it,
@@ -39,7 +40,13 @@ const CLAIM_WEBHOOK: &str = "UPDATE webhooks SET lease_owner = ?, lease_until = 
 
 /// Writes the delivery state, only while the lease is still the writer's.
 const SAVE_PROGRESS: &str = "UPDATE webhooks SET last_event_id = ?, attempts = ?, \
-     failing_since = ?, next_attempt_at = ?, lease_until = ? WHERE id = ? AND lease_owner = ?";
+     failing_since = ?, next_attempt_at = ?, lease_until = ? \
+     WHERE id = ? AND lease_owner = ? AND lease_until > ?";
+
+/// Extends the lease, only while it is still the writer's and has not run out (so that no
+/// other instance may have claimed the webhook meanwhile).
+const RENEW_WEBHOOK: &str = "UPDATE webhooks SET lease_until = ? \
+     WHERE id = ? AND lease_owner = ? AND lease_until > ?";
 
 const INSERT_DELIVERY: &str = "INSERT INTO webhook_deliveries (webhook_id, event_id, attempt, \
      attempted_at, status_code, error, latency_ms, outcome) VALUES (?, ?, ?, ?, ?, ?, ?, ?)";
@@ -270,6 +277,7 @@ where
             .bind(progress.lease_until.naive_utc())
             .bind(progress.webhook_id)
             .bind(progress.owner.as_str())
+            .bind(Timestamp::now().naive_utc())
             .execute(&mut *conn)
             .await?;
         if DB::rows_affected(&done) != 1 {
@@ -289,6 +297,24 @@ where
                 .await?;
         }
         Ok(true)
+    }
+
+    /// Extends `owner`'s lease of webhook `id` to `until`; `false` when the lease is no longer
+    /// `owner`'s or ran out (another instance may hold it now).
+    pub async fn renew_webhook(
+        conn: &mut DB::Connection,
+        id: i64,
+        owner: &str,
+        until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query(RENEW_WEBHOOK)
+            .bind(until.naive_utc())
+            .bind(id)
+            .bind(owner)
+            .bind(Timestamp::now().naive_utc())
+            .execute(&mut *conn)
+            .await?;
+        Ok(DB::rows_affected(&done) == 1)
     }
 
     /// Gives up `owner`'s lease of webhook `id`, so that any instance may claim it again.
