@@ -1,9 +1,12 @@
 //! Work the service does on its own, beside requests: the reservation expiry sweep, the
 //! purge of refresh tokens and idempotency keys, and the event purge.
 //!
-//! Every instance runs this work, and instances may share a database: each claims the rows
-//! it works on (on MySQL `SELECT ... FOR UPDATE SKIP LOCKED`, `Backend::CLAIM_ROWS` in the
-//! store), so two instances never take one row at once, and neither waits for the other.
+//! Every instance runs this work, and instances may share a database. The expiry sweep claims
+//! the reservations it expires (on MySQL `SELECT ... FOR UPDATE SKIP LOCKED`,
+//! `Backend::CLAIM_ROWS` in the store), so two instances never take one at once and neither
+//! waits for the other; a purge deletes rows by id, each deleted and counted once however
+//! many instances purge (`store/sql/purge.rs`). Webhook delivery claims each webhook with a
+//! lease (`crate::webhooks`).
 //!
 //! A reservation holds its units until `expires_at` and no longer than about a second after:
 //! every `SWEEP_EVERY` each instance expires what has run out (`Store::expire_reservations`,

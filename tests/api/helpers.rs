@@ -301,6 +301,11 @@ impl TestApp {
         TestApp::open(&database_url, _database).await
     }
 
+    /// The database's URL, for tests that hold locks or transactions of their own in it.
+    pub fn database_url(&self) -> &str {
+        &self.database_url
+    }
+
     /// A second instance of the service on this app's database, as a deployment of several
     /// runs them: its own store (pool, write queue) and background work, the same admin. Drop
     /// it before this app, whose database it is.

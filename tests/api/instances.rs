@@ -104,8 +104,111 @@ async fn two_instances_expire_each_reservation_once(first: TestApp) {
     second.assert_books_balance().await;
 }
 
+/// On MySQL the sweep claims what it expires with `FOR UPDATE SKIP LOCKED`: a due reservation
+/// that something else holds locked (a request releasing it, another instance's sweep) is
+/// left for a later round, and the sweep goes on with the rest instead of waiting for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[cfg_attr(not(mysql_tests), ignore = "TEST_MYSQL_URL is not set")]
+async fn a_sweep_skips_a_reservation_another_transaction_holds() {
+    use sqlx::Connection;
+    let app = TestApp::spawn(Backend::MySql).await;
+    app.post_ok(
+        "/api/v1/inventory",
+        &inventory_body(json!({"inventory": 100})),
+    )
+    .await;
+    // Enough rows that InnoDB reaches the due ones by their keys rather than by a scan of
+    // the whole (tiny) table, which would lock every row as it passes: as in production.
+    for n in 0..60 {
+        app.reserve_ok(
+            &json!({"seller_id": "A1SELLER0001", "market_place_id": "US",
+            "reservation_type": "cart", "reference_id": format!("cart:kept:{n}"),
+            "items": [{"seller_sku": "SKU0000000001", "quantity": 1}]}),
+        )
+        .await;
+    }
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        let reservation = app
+            .reserve_ok(
+                &json!({"seller_id": "A1SELLER0001", "market_place_id": "US",
+                "reservation_type": "cart", "reference_id": format!("cart:{n}"),
+                "items": [{"seller_sku": "SKU0000000001", "quantity": 1}]}),
+            )
+            .await;
+        ids.push(id_of(&reservation));
+    }
+    // All due at once, then the first held under a lock by a transaction of the test's own
+    // (if a sweep expired it in between, the next one is taken).
+    let overdue = format!(
+        "UPDATE reservations SET expires_at = '2000-01-01 00:00:00' WHERE id IN ({})",
+        ids.iter()
+            .map(i64::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    assert_eq!(app.execute_sql(&overdue).await, 4);
+    let mut holder = sqlx::MySqlConnection::connect(app.database_url())
+        .await
+        .unwrap();
+    sqlx::query("BEGIN").execute(&mut holder).await.unwrap();
+    let mut held = None;
+    for id in &ids {
+        let (active,): (bool,) =
+            sqlx::query_as("SELECT status = 'active' FROM reservations WHERE id = ? FOR UPDATE")
+                .bind(id)
+                .fetch_one(&mut holder)
+                .await
+                .unwrap();
+        if active {
+            held = Some(*id);
+            break;
+        }
+    }
+    let held = held.expect("a reservation still active to hold");
+
+    // The sweep does not wait for the lock (InnoDB would wait 50 s): the others expire now.
+    let swept = tokio::time::timeout(
+        Duration::from_secs(5),
+        app.state.store.expire_reservations(100),
+    )
+    .await
+    .expect("the sweep skips the held reservation rather than wait for it")
+    .expect("the sweep runs");
+    assert!(swept.reservations <= 3, "{swept:?}");
+    for id in ids.iter().filter(|id| **id != held) {
+        let reservation = app
+            .ok(Method::GET, &format!("/api/v1/reservations/{id}"), None)
+            .await;
+        assert_eq!(reservation["status"], "expired", "{reservation}");
+    }
+    let reservation = app
+        .ok(Method::GET, &format!("/api/v1/reservations/{held}"), None)
+        .await;
+    assert_eq!(reservation["status"], "active", "held, so not expired yet");
+
+    // Let go: a later round takes it.
+    sqlx::query("ROLLBACK").execute(&mut holder).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let reservation = app
+            .ok(Method::GET, &format!("/api/v1/reservations/{held}"), None)
+            .await;
+        if reservation["status"] == "expired" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expired once let go: {reservation}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    app.assert_books_balance().await;
+}
+
 /// Events (one per upserted row) made old enough to purge, then purged by both instances at
-/// once: every one goes, each counted by exactly one of them, and none fails.
+/// once: every one goes, each counted by exactly one of them, and neither fails (no deadlock
+/// or lock timeout leaks out).
 async fn two_instances_purging_at_once_delete_each_row_once(first: TestApp) {
     let second = first.another_instance().await;
     const ROWS: usize = 2_500;

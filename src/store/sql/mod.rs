@@ -60,10 +60,10 @@ pub(super) trait Backend: sqlx::Database {
     const LOCK_ROWS: &'static str;
 
     /// Appended to a `SELECT` inside a transaction that claims rows for work every instance
-    /// does on its own (the expiry sweep, the purges): `FOR UPDATE SKIP LOCKED` on MySQL, so
-    /// that instances sharing a database each take rows no other holds, and none waits for
-    /// another (or for a request holding the row). SQLite needs nothing: its one writer holds
-    /// the whole database.
+    /// does on its own (the expiry sweep): `FOR UPDATE SKIP LOCKED` on MySQL, so that
+    /// instances sharing a database each take rows no other holds, and none waits for another
+    /// (or for a request holding the row). SQLite needs nothing: its one writer holds the
+    /// whole database.
     const CLAIM_ROWS: &'static str;
 
     /// How many rows a statement changed.

@@ -1,9 +1,11 @@
 //! Purges: rows that no request can use again, deleted a bounded number at a time by the
 //! background work of every instance (`crate::background`). The same SQL on both databases.
 //!
-//! A purge first claims the rows it will delete (`Backend::CLAIM_ROWS`: on MySQL, rows another
-//! instance's purge holds are skipped rather than waited for), then deletes exactly those. So
-//! instances sharing a database purge side by side, each counting only the rows it deleted.
+//! A purge reads the ids of the rows it will delete without locking (a locking read would,
+//! on MySQL's default isolation, lock every row it scans and the gap after them, and hold back
+//! the inserts of a busy table such as `events` until it commits), then deletes exactly those
+//! ids. Instances sharing a database may purge side by side: a row both picked is deleted by
+//! one and counted once, as `DELETE` counts only the rows it removed.
 
 use chrono::NaiveDateTime;
 use sqlx::{Database, Decode, Encode, Executor, IntoArguments, Type};
@@ -46,11 +48,8 @@ where
         limit: i64,
     ) -> Result<u64, StoreError> {
         let (table, due, order) = rule(purge);
-        let claim = format!(
-            "SELECT id FROM {table} WHERE {due} ORDER BY {order} LIMIT ?{}",
-            DB::CLAIM_ROWS
-        );
-        let ids: Vec<(i64,)> = sqlx::query_as(&claim)
+        let pick = format!("SELECT id FROM {table} WHERE {due} ORDER BY {order} LIMIT ?");
+        let ids: Vec<(i64,)> = sqlx::query_as(&pick)
             .bind(purge.time().naive_utc())
             .bind(limit)
             .fetch_all(&mut *conn)
