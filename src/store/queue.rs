@@ -16,8 +16,10 @@ pub(in crate::store) trait Grouped {
 
 /// Takes the next group off `pending`: jobs in arrival order whose keys are distinct from each
 /// other and from every earlier job left waiting, up to `max_rows` rows (the first job
-/// always). Everything else stays queued, in order, so the upserts of one key are written in
-/// arrival order (the last to arrive wins). Abandoned jobs are dropped.
+/// always). Everything else stays queued, in order, so that within one writer the upserts of
+/// one key are written in arrival order (the last to arrive wins; MySQL's several writers each
+/// take groups, and two groups on different writers keep no order between them, as two
+/// transactions of their own would not). Abandoned jobs are dropped.
 pub(in crate::store) fn take_group<J: Grouped>(
     pending: &mut VecDeque<J>,
     max_rows: usize,

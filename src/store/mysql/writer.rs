@@ -312,13 +312,21 @@ async fn write_and_answer(
         }
         Err(e) if group.len() == 1 => answer_all(group, &e, Timing::since(began, jobs)),
         Err(_) => {
-            for mut job in group {
+            let mut alone = group.into_iter();
+            while let Some(mut job) = alone.next() {
                 let outcome = write_group(conn, std::slice::from_mut(&mut job)).await;
+                let lost = matches!(outcome, Err(StoreError::Unavailable));
                 if outcome.is_ok() {
                     written.notify_waiters();
                 }
                 // The failed group's time counts as this job's SQL too: it was spent on it.
                 job.finish(outcome, Timing::since(began, jobs));
+                if lost {
+                    // The connection is gone: the rest cannot be written on it.
+                    let rest = alone.collect();
+                    answer_all(rest, &StoreError::Unavailable, Timing::since(began, jobs));
+                    return false;
+                }
             }
         }
     }
