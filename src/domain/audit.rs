@@ -252,23 +252,29 @@ impl NewAudit {
 impl NewAudit {
     /// A webhook was registered: its URL, event types and sellers.
     pub fn webhook_created(webhook: &Webhook) -> Self {
-        let detail = json!({
-            "url": webhook.url,
-            "event_types": webhook.event_types,
-            "seller_ids": webhook.seller_ids,
-        });
-        Self::new(AuditAction::WebhookCreated, detail).on(AuditTarget::Webhook, webhook.id)
+        Self::new(AuditAction::WebhookCreated, webhook_detail(webhook))
+            .on(AuditTarget::Webhook, webhook.id)
     }
 
     /// A webhook was deleted: its URL, event types and sellers.
     pub fn webhook_deleted(webhook: &Webhook) -> Self {
-        let detail = json!({
-            "url": webhook.url,
-            "event_types": webhook.event_types,
-            "seller_ids": webhook.seller_ids,
-        });
-        Self::new(AuditAction::WebhookDeleted, detail).on(AuditTarget::Webhook, webhook.id)
+        Self::new(AuditAction::WebhookDeleted, webhook_detail(webhook))
+            .on(AuditTarget::Webhook, webhook.id)
     }
+}
+
+/// A webhook as its audit entries record it: the URL without its query (a receiver may put a
+/// token there; `?***` says there was one), the event types and the sellers.
+fn webhook_detail(webhook: &Webhook) -> Value {
+    let url = match webhook.url.split_once(['?', '#']) {
+        Some((base, _)) => format!("{base}?***"),
+        None => webhook.url.clone(),
+    };
+    json!({
+        "url": url,
+        "event_types": webhook.event_types,
+        "seller_ids": webhook.seller_ids,
+    })
 }
 
 /// A stored entry.

@@ -4,8 +4,8 @@
 //! interface, a private subnet, a cloud metadata endpoint on a link-local address.
 //!
 //! The rule is applied to the addresses a host name resolves to, not to the name, and an
-//! IPv6 address that embeds an IPv4 one (mapped, compatible, NAT64) is judged by the IPv4
-//! address inside.
+//! IPv6 address that embeds an IPv4 one (mapped, compatible, NAT64, 6to4) is judged by the
+//! IPv4 address inside; tunnels that hide theirs (Teredo, local-use NAT64) are refused.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -28,6 +28,9 @@ fn is_public_v4(ip: Ipv4Addr) -> bool {
         || ip.is_private() // 10/8, 172.16/12, 192.168/16
         || ip.is_link_local() // 169.254/16, where cloud metadata services answer
         || (a == 100 && (b & 0xc0) == 64) // carrier-grade NAT, 100.64/10
+        || (a == 198 && (b & 0xfe) == 18) // benchmarking, 198.18/15 (some clouds use it inside)
+        || matches!(ip.octets(), [192, 0, 0 | 2, _] | [198, 51, 100, _] | [203, 0, 113, _])
+        // 192.0.0/24 (protocol assignments) and the documentation networks
         || ip.is_broadcast()
         || ip.is_multicast() // 224/4
         || a >= 240; // reserved, 240/4
@@ -41,17 +44,25 @@ fn is_public_v6(ip: Ipv6Addr) -> bool {
         || (first & 0xfe00) == 0xfc00 // unique local, fc00::/7
         || (first & 0xffc0) == 0xfe80 // link-local, fe80::/10
         || (first & 0xffc0) == 0xfec0 // site-local (deprecated), fec0::/10
+        || (first == 0x2001 && ip.segments()[1] == 0) // Teredo, 2001::/32: a tunnel to IPv4
+        || (first == 0x2001 && ip.segments()[1] == 0xdb8) // documentation, 2001:db8::/32
+        || (first == 0x64 && ip.segments()[1] == 0xff9b && ip.segments()[2] == 1) // local NAT64
+        || (first == 0x100 && ip.segments()[1..4].iter().all(|&x| x == 0)) // discard, 100::/64
         || ip.is_multicast(); // ff00::/8
     !refused
 }
 
-/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`)
-/// or NAT64 (`64:ff9b::a.b.c.d`) address.
+/// The IPv4 address inside an IPv4-mapped (`::ffff:a.b.c.d`), IPv4-compatible (`::a.b.c.d`),
+/// NAT64 (`64:ff9b::a.b.c.d`) or 6to4 (`2002:aabb:ccdd::/48`) address.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return Some(v4);
     }
     let s = ip.segments();
+    if s[0] == 0x2002 {
+        let ([a, b], [c, d]) = (s[1].to_be_bytes(), s[2].to_be_bytes());
+        return Some(Ipv4Addr::new(a, b, c, d));
+    }
     let ([a, b], [c, d]) = (s[6].to_be_bytes(), s[7].to_be_bytes());
     let low = Ipv4Addr::new(a, b, c, d);
     let compatible = s[..6].iter().all(|&x| x == 0) && !ip.is_unspecified() && !ip.is_loopback();
@@ -98,6 +109,18 @@ mod tests {
             "::10.0.0.1",
             "64:ff9b::a00:1",
             "64:ff9b::7f00:1",
+            "64:ff9b:1::a00:1",
+            "2002:7f00:1::",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "2001:db8::1",
+            "100::1",
+            "198.18.0.1",
+            "198.19.255.255",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.51.100.7",
+            "203.0.113.9",
         ] {
             let ip: IpAddr = refused.parse().unwrap();
             assert!(!is_public(ip), "{refused} must be refused");
@@ -118,7 +141,7 @@ mod tests {
             "169.253.0.1",
             "223.255.255.255",
             "2606:4700:4700::1111",
-            "2001:db8::1",
+            "2a00:1450:4001:82b::200e",
             "::ffff:8.8.8.8",
             "64:ff9b::808:808",
         ] {

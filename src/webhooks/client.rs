@@ -37,14 +37,20 @@ pub enum TargetError {
     Unresolvable,
 }
 
+/// How long a host name may take to resolve, at registration and before each delivery.
+const LOOKUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The addresses of `host`, refused when any is not public (unless `allow_private`).
 async fn resolve_checked(
     host: &str,
     port: u16,
     allow_private: bool,
 ) -> Result<Vec<SocketAddr>, TargetError> {
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host, port))
+    // The system resolver may hang; a name that does not answer in time does not resolve.
+    let lookup = tokio::time::timeout(LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)));
+    let addrs: Vec<SocketAddr> = lookup
         .await
+        .map_err(|_| TargetError::Unresolvable)?
         .map_err(|_| TargetError::Unresolvable)?
         .collect();
     if addrs.is_empty() {

@@ -460,6 +460,15 @@ async fn creating_and_deleting_a_webhook_is_audited(app: TestApp) {
         assert_eq!(entry["detail"]["event_types"], json!(["inventory.updated"]));
         assert!(!log.text.contains(&secret), "{action} holds the secret");
     }
+
+    // A token a receiver put in its URL's query stays out of the audit log.
+    let with_token = format!("{}?token=receiver-token-123", receiver.url());
+    let tokened = register(&app, &with_token).await;
+    assert_eq!(tokened["url"], with_token, "the webhook keeps its URL");
+    let log = app.get("/api/v1/audit-log?action=webhook_created").await;
+    let newest = &log.json["data"]["items"][0];
+    assert_eq!(newest["detail"]["url"], format!("{}?***", receiver.url()));
+    assert!(!log.text.contains("receiver-token-123"), "{}", log.text);
 }
 
 async fn delivery_goes_on_after_a_restart(app: TestApp) {
