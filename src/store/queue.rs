@@ -5,6 +5,10 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use tokio::sync::{mpsc, oneshot};
+
+use super::StoreError;
+
 /// A job waiting in a write queue.
 pub(in crate::store) trait Grouped {
     /// Whether its request is gone (timed out, client hung up): it is dropped unwritten.
@@ -58,6 +62,26 @@ pub(in crate::store) fn record_group(jobs: usize, rows: usize) {
 #[allow(clippy::cast_precision_loss)]
 fn usize_f64(n: usize) -> f64 {
     n as f64
+}
+
+/// A job's answer, with the timing of its group.
+pub(in crate::store) type Answered<T> = (Result<T, StoreError>, Timing);
+
+/// Queues `job` on `jobs` and waits for its answer on `answer`; logs (at `debug`, inside the
+/// request's span) how long it waited for its group and how long the group's SQL took, as
+/// `queue` ("sqlite write", "mysql write").
+pub(in crate::store) async fn submit<J, T>(
+    jobs: &mpsc::Sender<J>,
+    job: J,
+    answer: oneshot::Receiver<Answered<T>>,
+    queue: &'static str,
+) -> Result<T, StoreError> {
+    let submitted = Instant::now();
+    jobs.send(job).await.map_err(|_| StoreError::Unavailable)?;
+    // A closed reply means a writer task dropped the job without answering: it panicked.
+    let (result, timing) = answer.await.map_err(|_| StoreError::Unavailable)?;
+    timing.log(submitted, result.is_ok(), queue);
+    result
 }
 
 /// When a job's group began, how long the group's SQL took and how many jobs it held: sent

@@ -46,7 +46,7 @@ use super::{upsert, MAX_WRITE_SPAN, OVERDUE_ATTEMPTS};
 use crate::domain::{
     Actor, Inventory, InventoryInput, NewEvent, SalesTarget, SalesTargetInput, Timestamp,
 };
-use crate::store::queue::{self, Grouped, Timing};
+use crate::store::queue::{self, Answered, Grouped, Timing};
 use crate::store::sql::Shared;
 use crate::store::supervisor::{supervise_shared, Liveness};
 use crate::store::StoreError;
@@ -56,9 +56,6 @@ use crate::store::StoreError;
 const MAX_ROWS_PER_GROUP: usize = 256;
 /// Most jobs waiting in the queue before submitters themselves wait (back-pressure).
 const MAX_QUEUED_JOBS: usize = 4096;
-
-/// A job's answer, with the timing of its group.
-type Answered<T> = (Result<T, StoreError>, Timing);
 
 /// The rows of an upsert request, whose they are, and, once written, the stored records.
 struct Upserts<I, S> {
@@ -178,7 +175,7 @@ impl Writer {
             stored: Vec::new(),
             reply,
         });
-        self.submit(job, answer).await
+        queue::submit(&self.jobs, job, answer, "mysql write").await
     }
 
     /// Upserts inventory rows (distinct keys) for `actor`, with their ledger entries, all or
@@ -197,24 +194,7 @@ impl Writer {
             stored: Vec::new(),
             reply,
         });
-        self.submit(job, answer).await
-    }
-
-    /// Queues `job` and waits for its answer; logs its queue wait and SQL time at `debug`.
-    async fn submit<T>(
-        &self,
-        job: Job,
-        answer: oneshot::Receiver<Answered<T>>,
-    ) -> Result<T, StoreError> {
-        let submitted = Instant::now();
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable)?;
-        // A closed reply means a task dropped the job without answering: it panicked.
-        let (result, timing) = answer.await.map_err(|_| StoreError::Unavailable)?;
-        timing.log(submitted, result.is_ok(), "mysql write");
-        result
+        queue::submit(&self.jobs, job, answer, "mysql write").await
     }
 }
 

@@ -48,7 +48,7 @@ use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 use super::upsert::{Encoded, Transaction, Upsert};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, InventoryInput, SalesTargetInput, Timestamp};
-use crate::store::queue::{self, Grouped, Timing};
+use crate::store::queue::{self, Answered, Grouped, Timing};
 use crate::store::sql::{BoxFuture, Operation, Shared};
 use crate::store::supervisor::{supervise, Liveness};
 use crate::store::StoreError;
@@ -60,9 +60,6 @@ use crate::store::StoreError;
 const MAX_ROWS_PER_GROUP: usize = 256;
 /// Most jobs waiting in the queue before submitters themselves wait (back-pressure).
 const MAX_QUEUED_JOBS: usize = 4096;
-
-/// A job's answer, with the timing of its group.
-type Answered<T> = (Result<T, StoreError>, Timing);
 
 /// Where a job's answer goes.
 type Reply<T> = oneshot::Sender<Answered<T>>;
@@ -108,7 +105,7 @@ impl Writer {
             stored: Vec::new(),
             reply,
         });
-        self.submit(job, answer).await
+        queue::submit(&self.jobs, job, answer, "sqlite write").await
     }
 
     /// Carries out `op` with the other reservation operations of its group, and answers it once
@@ -120,7 +117,7 @@ impl Writer {
             answer: None,
             reply,
         }));
-        self.submit(job, answer).await
+        queue::submit(&self.jobs, job, answer, "sqlite write").await
     }
 
     /// Runs `operation` with `args` on the writer connection, inside a group's transaction,
@@ -141,25 +138,7 @@ impl Writer {
             output: None,
             reply,
         }));
-        self.submit(job, answer).await
-    }
-
-    /// Queues `job` and waits for its answer; logs (at `debug`, inside the request's span) how
-    /// long it waited for its group and how long the group's SQL took.
-    async fn submit<T>(
-        &self,
-        job: Job,
-        answer: oneshot::Receiver<Answered<T>>,
-    ) -> Result<T, StoreError> {
-        let submitted = Instant::now();
-        self.jobs
-            .send(job)
-            .await
-            .map_err(|_| StoreError::Unavailable)?;
-        // A closed reply means the task dropped the job without answering: it panicked.
-        let (result, timing) = answer.await.map_err(|_| StoreError::Unavailable)?;
-        timing.log(submitted, result.is_ok(), "sqlite write");
-        result
+        queue::submit(&self.jobs, job, answer, "sqlite write").await
     }
 }
 
