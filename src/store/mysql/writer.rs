@@ -41,7 +41,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::error::{pause_after_deadlock, retry_deadlock};
+use super::error::{is_transaction_open, pause_after_deadlock, retry_deadlock};
 use super::{upsert, MAX_WRITE_SPAN, OVERDUE_ATTEMPTS};
 use crate::domain::{
     Actor, Inventory, InventoryInput, NewEvent, SalesTarget, SalesTargetInput, Timestamp,
@@ -346,15 +346,32 @@ async fn write_group(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<()
     }
 }
 
+/// Makes the connection's next transaction `READ COMMITTED` (see `upsert::inventory`).
+///
+/// A pooled connection can arrive inside a transaction: sqlx 0.8.6 gives a connection back to
+/// the pool with its transaction open when the request that was beginning it is dropped
+/// during `BEGIN` (a client that went away; fixed upstream in launchbadge/sqlx#3980). MySQL
+/// then refuses to change the isolation (1568). That transaction is empty (nothing ran after
+/// its `BEGIN`), so it is rolled back and the isolation set again.
+async fn read_committed_next(conn: &mut MySqlConnection) -> Result<(), StoreError> {
+    const SET: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
+    match sqlx::query(SET).execute(&mut *conn).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_transaction_open(&e) => {
+            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+            sqlx::query(SET).execute(&mut *conn).await?;
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// One attempt at the group's transaction (`READ COMMITTED`): its sales targets, then its
 /// inventory rows (see `upsert.rs` for the order they are locked in), then the events of both
 /// at once, then the commit. True once committed (each job then holds its stored records); false when it ran
 /// longer than `MAX_WRITE_SPAN` and was rolled back.
 async fn attempt(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<bool, StoreError> {
-    // For the next transaction only; see `upsert::inventory`.
-    sqlx::query("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        .execute(&mut *conn)
-        .await?;
+    read_committed_next(conn).await?;
     let mut tx = conn.begin().await?;
     let began = Instant::now();
     let now = Timestamp::now();
