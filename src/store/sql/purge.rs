@@ -3,8 +3,8 @@
 //!
 //! A purge reads the ids of the rows it will delete without locking (a locking read would,
 //! on MySQL's default isolation, lock every row it scans and the gap after them, and hold back
-//! the inserts of a busy table such as `events` until it commits), then deletes exactly those
-//! ids. Instances sharing a database may purge side by side: a row both picked is deleted by
+//! the inserts of a busy table such as `events` until it commits), then deletes those ids that
+//! still qualify. Instances sharing a database may purge side by side: a row both picked is deleted by
 //! one and counted once, as `DELETE` counts only the rows it removed.
 
 use chrono::NaiveDateTime;
@@ -57,11 +57,17 @@ where
         if ids.is_empty() {
             return Ok(0);
         }
-        let delete = format!("DELETE FROM {table} WHERE id IN ({})", marks(ids.len()));
+        // The rule again, checked under each row's lock: a row that stopped qualifying since
+        // it was picked (an expired idempotency key taken over by a new request) stays.
+        let delete = format!(
+            "DELETE FROM {table} WHERE id IN ({}) AND ({due})",
+            marks(ids.len())
+        );
         let mut query = sqlx::query(&delete);
         for (id,) in ids {
             query = query.bind(id);
         }
+        let query = query.bind(purge.time().naive_utc());
         Ok(DB::rows_affected(&query.execute(&mut *conn).await?))
     }
 }
