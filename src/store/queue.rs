@@ -64,6 +64,21 @@ fn usize_f64(n: usize) -> f64 {
     n as f64
 }
 
+/// Moves the jobs already waiting on `jobs` into `pending`, without waiting, until `pending`
+/// holds `max` (each job is at least one row of a group, so more would not fit one group).
+pub(in crate::store) fn take_waiting<J>(
+    jobs: &mut mpsc::Receiver<J>,
+    pending: &mut VecDeque<J>,
+    max: usize,
+) {
+    while pending.len() < max {
+        match jobs.try_recv() {
+            Ok(job) => pending.push_back(job),
+            Err(_) => break,
+        }
+    }
+}
+
 /// A job's answer, with the timing of its group.
 pub(in crate::store) type Answered<T> = (Result<T, StoreError>, Timing);
 

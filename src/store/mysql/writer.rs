@@ -238,13 +238,8 @@ async fn write_loop(pool: MySqlPool, queue: Arc<Mutex<Queue>>, written: Arc<Noti
                 };
                 queue.pending.push_back(first);
             }
-            // Everything already waiting (each job is at least one row of a group).
-            while queue.pending.len() < MAX_ROWS_PER_GROUP {
-                match queue.jobs.try_recv() {
-                    Ok(job) => queue.pending.push_back(job),
-                    Err(_) => break,
-                }
-            }
+            let queue = &mut *queue;
+            queue::take_waiting(&mut queue.jobs, &mut queue.pending, MAX_ROWS_PER_GROUP);
             queue::take_group(&mut queue.pending, MAX_ROWS_PER_GROUP)
         };
         if group.is_empty() {

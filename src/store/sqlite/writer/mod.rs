@@ -327,13 +327,7 @@ async fn write_loop(
             }
         };
         pending.push_back(first);
-        // Everything already waiting (each job is at least one row of a group).
-        while pending.len() < MAX_ROWS_PER_GROUP {
-            match queued.try_recv() {
-                Ok(job) => pending.push_back(job),
-                Err(_) => break,
-            }
-        }
+        queue::take_waiting(&mut queued, &mut pending, MAX_ROWS_PER_GROUP);
         while !pending.is_empty() {
             let group = take_group(&mut pending);
             let began = Instant::now();
