@@ -17,7 +17,7 @@
 # in a fresh database `sellerdesk_bench`.
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
-# BENCH_SQLITE_POOL (SQLite readers, 8), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
+# BENCH_SQLITE_POOL (SQLite readers; the service's default, one per core, when unset), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
 # BENCH_SCENARIOS (which of "a b c d e f g h" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
 # (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
 # BENCH_BIN (a release binary to run instead of building this tree's: for A/B runs).
@@ -51,7 +51,7 @@ WORK=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 start_server() { # DATABASE_URL POOL
-  env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$1" DATABASE_MAX_CONNECTIONS="$2" \
+  env -i PATH="$PATH" HOME="$HOME" DATABASE_URL="$1" ${2:+DATABASE_MAX_CONNECTIONS=$2} \
     PORT="$PORT" RATE_LIMIT_PER_MINUTE=0 LOGIN_RATE_LIMIT_PER_MINUTE=0 ADMIN_PASSWORD="$PASSWORD" \
     SECRET_KEY="$SECRET_KEY" RUST_LOG=warn LOG_FORMAT=json \
     ${BENCH_SQLITE_SYNCHRONOUS:+SQLITE_SYNCHRONOUS=$BENCH_SQLITE_SYNCHRONOUS} \
@@ -126,11 +126,11 @@ scenario() { # LABEL SCRIPT TOKEN [SCRIPT ARGUMENT]
   local line
   line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/wrk/$2" \
     "http://127.0.0.1:$PORT" -- "$3" ${4:-} | grep '^RESULT ' | sed 's/^RESULT //')
-  printf '%-28s %s\n' "$1" "$line"
+  printf '%-28s %s, peak RSS so far %s MiB\n' "$1" "$line" "$(peak_rss_mib)"
 }
 
 suite() { # LABEL DATABASE_URL POOL
-  echo "== $1 (pool $3, $CONNECTIONS connections, $THREADS wrk threads, $DURATION each, $(nproc) cores)"
+  echo "== $1 (pool ${3:-default}, $CONNECTIONS connections, $THREADS wrk threads, $DURATION each, $(nproc) cores)"
   start_server "$2" "$3"
   local token; token=$(login)
   seed "$token"
@@ -162,7 +162,7 @@ suite() { # LABEL DATABASE_URL POOL
 }
 
 if [ -z "${BENCH_SKIP_SQLITE:-}" ]; then
-  suite "SQLite" "sqlite://$WORK/bench.db" "${BENCH_SQLITE_POOL:-8}"
+  suite "SQLite" "sqlite://$WORK/bench.db" "${BENCH_SQLITE_POOL:-}"
 fi
 
 if [ -n "$MYSQL_URL" ]; then

@@ -45,7 +45,7 @@ fn per_second(count: u32, elapsed: Duration) -> f64 {
 async fn run(label: &str, url: &str) {
     let store = store::connect(&StoreOptions {
         url: url.to_owned(),
-        max_connections: 8,
+        max_connections: Some(8),
         acquire_timeout: Duration::from_secs(30),
         durability: Default::default(),
     })

@@ -56,8 +56,9 @@ pub struct Config {
     pub port: u16,
     /// `DATABASE_URL`: `sqlite://…` or `mysql://…`; may hold a password, so it is a secret.
     pub database_url: Secret,
-    /// `DATABASE_MAX_CONNECTIONS`: pool size (10; for SQLite, the readers).
-    pub database_max_connections: u32,
+    /// `DATABASE_MAX_CONNECTIONS`: pool size; unset, each backend's own default (for SQLite,
+    /// the readers: `StoreOptions::connections`).
+    pub database_max_connections: Option<u32>,
     /// `SQLITE_SYNCHRONOUS`: normal (default) or full; what an acknowledged SQLite write
     /// survives (README, "Durability").
     pub sqlite_durability: Durability,
@@ -139,7 +140,7 @@ impl Default for Config {
             host: IpAddr::from([127, 0, 0, 1]),
             port: 8000,
             database_url: Secret::new("sqlite://sellerdesk.db"),
-            database_max_connections: 10,
+            database_max_connections: None,
             sqlite_durability: Durability::Normal,
             secret_key: secret::random_key(),
             secret_key_generated: true,
@@ -207,7 +208,7 @@ impl Config {
                 1..=1000,
                 "must be a number from 1 to 1000",
             )?
-            .unwrap_or(config.database_max_connections);
+            .or(config.database_max_connections);
         if let Some(key) = secret_key(&env, production)? {
             config.secret_key = key;
             config.secret_key_generated = false;

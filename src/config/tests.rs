@@ -27,6 +27,8 @@ fn an_empty_environment_gives_the_development_defaults() {
     assert_eq!(c.event_retention, Duration::from_secs(604_800));
     assert_eq!(c.rate_limit_per_minute, 60);
     assert_eq!(c.sqlite_durability, Durability::Normal);
+    // Each backend's own pool size (`StoreOptions`).
+    assert_eq!(c.database_max_connections, None);
     assert_eq!(c.header_read_timeout, Duration::from_secs(20));
     assert_eq!(c.max_connections, 1000);
     assert_eq!(c.public_host, None);
@@ -213,7 +215,7 @@ fn every_variable_sets_its_own_setting() {
     assert!(c.webhook_allow_private);
     assert_eq!(c.listen_addr().to_string(), "0.0.0.0:8443");
     assert_eq!(c.database_url.expose(), "mariadb://u@db/x");
-    assert_eq!(c.database_max_connections, 1000);
+    assert_eq!(c.database_max_connections, Some(1000));
     assert_eq!(c.secret_key.expose(), key);
     assert!(!c.secret_key_generated);
     assert_eq!(c.algorithm, JwtAlgorithm::Hs512);

@@ -249,7 +249,7 @@ impl TestApp {
         init_test_logging();
         let store = store::connect(&StoreOptions {
             url: url.to_owned(),
-            max_connections: 10,
+            max_connections: Some(10),
             acquire_timeout: Duration::from_secs(3),
             durability: Default::default(),
         })

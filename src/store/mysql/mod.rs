@@ -57,14 +57,15 @@ impl MySqlStore {
     pub async fn connect(options: &StoreOptions) -> Result<Self, ConnectError> {
         let url = options.url.replacen("mariadb:", "mysql:", 1);
         let connect = MySqlConnectOptions::from_str(&url)?.charset("utf8mb4");
+        let connections = options.mysql_connections();
         let pool = MySqlPoolOptions::new()
-            .max_connections(options.max_connections)
+            .max_connections(connections)
             .acquire_timeout(options.acquire_timeout)
             .connect_with(connect)
             .await?;
         migrate::migrate(&pool).await?;
         let events = std::sync::Arc::default();
-        let writers = (options.max_connections / 4).clamp(1, MAX_WRITERS);
+        let writers = (connections / 4).clamp(1, MAX_WRITERS);
         let writer = Writer::start(&pool, writers as usize, &events);
         Ok(Self {
             pool,

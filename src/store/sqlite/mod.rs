@@ -80,7 +80,7 @@ impl SqliteStore {
             writer_pool.clone()
         } else {
             SqlitePoolOptions::new()
-                .max_connections(options.max_connections)
+                .max_connections(options.sqlite_readers())
                 .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
                 .connect_with(connect)
@@ -208,7 +208,7 @@ mod tests {
         let url = format!("sqlite://{}", dir.path().join("durability.db").display());
         let store = SqliteStore::connect(&StoreOptions {
             url,
-            max_connections: 2,
+            max_connections: Some(2),
             acquire_timeout: Duration::from_secs(5),
             durability,
         })
@@ -231,5 +231,30 @@ mod tests {
         // SQLite's numbers: NORMAL is 1, FULL is 2.
         assert_eq!(synchronous_of(Durability::Full).await, (2, 2));
         assert_eq!(synchronous_of(Durability::Normal).await, (1, 1));
+    }
+
+    /// The size of the reader pool opened with `max_connections`.
+    async fn readers_of(max_connections: Option<u32>) -> u32 {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("readers.db").display());
+        let store = SqliteStore::connect(&StoreOptions {
+            url,
+            max_connections,
+            acquire_timeout: Duration::from_secs(5),
+            durability: Durability::Normal,
+        })
+        .await
+        .unwrap();
+        let readers = store.reader.options().get_max_connections();
+        store.close().await;
+        readers
+    }
+
+    #[tokio::test]
+    async fn readers_default_to_one_per_core_and_at_least_two() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(readers_of(None).await as usize, cores.max(2));
+        assert_eq!(readers_of(Some(1)).await, 1);
+        assert_eq!(readers_of(Some(12)).await, 12);
     }
 }
