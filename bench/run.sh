@@ -17,7 +17,8 @@
 # in a fresh database `sellerdesk_bench`.
 #
 # Knobs: BENCH_DURATION (15s), BENCH_CONNECTIONS (64), BENCH_THREADS (2), BENCH_PORT (8700),
-# BENCH_SQLITE_POOL (SQLite readers; the service's default, one per core, when unset), BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
+# BENCH_SQLITE_POOL (SQLite readers; unset, the service's default: one per core, at least 2),
+# BENCH_MYSQL_POOL (the pool size for the MySQL run, 32),
 # BENCH_SCENARIOS (which of "a b c d e f g h" to run; all by default), BENCH_SQLITE_SYNCHRONOUS
 # (full or normal: SQLITE_SYNCHRONOUS for the SQLite run; the service's default when unset).
 # BENCH_BIN (a release binary to run instead of building this tree's: for A/B runs).

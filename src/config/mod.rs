@@ -56,8 +56,8 @@ pub struct Config {
     pub port: u16,
     /// `DATABASE_URL`: `sqlite://…` or `mysql://…`; may hold a password, so it is a secret.
     pub database_url: Secret,
-    /// `DATABASE_MAX_CONNECTIONS`: pool size; unset, each backend's own default (for SQLite,
-    /// the readers: `StoreOptions::connections`).
+    /// `DATABASE_MAX_CONNECTIONS`: pool size (for SQLite, the readers); unset, each backend's
+    /// own default (`StoreOptions::mysql_connections`, `StoreOptions::sqlite_readers`).
     pub database_max_connections: Option<u32>,
     /// `SQLITE_SYNCHRONOUS`: normal (default) or full; what an acknowledged SQLite write
     /// survives (README, "Durability").

@@ -532,7 +532,7 @@ pub struct StoreGauges {
 pub struct StoreOptions {
     pub url: String,
     /// Upper bound on open connections (readers, for SQLite); `None`: the backend's default
-    /// (`StoreOptions::connections`).
+    /// (`mysql_connections`, `sqlite_readers`).
     pub max_connections: Option<u32>,
     /// How long a request waits for a connection before it is answered 503.
     pub acquire_timeout: Duration,
