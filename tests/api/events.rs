@@ -503,6 +503,14 @@ async fn after_and_limit_page_through_the_feed(app: TestApp) {
     let data = app.ok(Method::GET, EVENTS, None).await;
     assert_eq!(data["meta"]["limit"], 100);
     assert_eq!(data["items"].as_array().unwrap().len(), 5);
+    // A page is written by a serialiser of its own (sized for the page): still the JSON
+    // envelope, labelled as such.
+    let response = app.get(EVENTS).await;
+    assert_eq!(response.status, StatusCode::OK);
+    assert_eq!(response.headers["content-type"], "application/json");
+    assert_eq!(response.json["code"], 200);
+    assert_eq!(response.json["message"], "Success");
+    assert_eq!(response.json["data"], data);
 }
 
 async fn bad_parameters_of_the_feed_are_refused_with_every_problem(app: TestApp) {
