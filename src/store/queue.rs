@@ -1,6 +1,7 @@
 //! What the two write queues share (SQLite's `sqlite/writer/`, MySQL's `mysql/writer.rs`):
-//! how a group is taken off the queue, how a job learns its group's timing, and the group
-//! metrics. Each queue keeps its own jobs and its own way of writing a group.
+//! how a group is taken off the queue, the connection it is written on, how a job learns its
+//! group's timing, and the group metrics. Each queue keeps its own jobs and its own way of
+//! writing a group.
 
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
@@ -8,6 +9,18 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 use super::StoreError;
+
+/// The connection for the next group: the one the writer kept from its last group, else a
+/// fresh one from `pool`.
+pub(in crate::store) async fn connection<DB: sqlx::Database>(
+    kept: &mut Option<sqlx::pool::PoolConnection<DB>>,
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::pool::PoolConnection<DB>, StoreError> {
+    match kept.take() {
+        Some(held) => Ok(held),
+        None => Ok(pool.acquire().await?),
+    }
+}
 
 /// A job waiting in a write queue.
 pub(in crate::store) trait Grouped {

@@ -331,16 +331,13 @@ async fn write_loop(
         while !pending.is_empty() {
             let group = take_group(&mut pending);
             let began = Instant::now();
-            let mut held = match conn.take() {
-                Some(held) => held,
-                None => match pool.acquire().await {
-                    Ok(fresh) => fresh,
-                    Err(e) => {
-                        let timing = Timing::since(began, group.len());
-                        answer_all(group, &StoreError::from(e), timing);
-                        continue;
-                    }
-                },
+            let mut held = match queue::connection(&mut conn, &pool).await {
+                Ok(held) => held,
+                Err(e) => {
+                    let timing = Timing::since(began, group.len());
+                    answer_all(group, &e, timing);
+                    continue;
+                }
             };
             if write_and_answer(&mut held, group).await {
                 conn = Some(held);
