@@ -66,6 +66,27 @@ pub(super) struct SalesTargetRow {
     update_time: NaiveDateTime,
 }
 
+/// Rows a MySQL procedure returned (`mysql/upsert.rs`) are read by position, in the order of
+/// the column lists here: sqlx names the columns of a prepared statement's first result set
+/// from its prepare, and the prepare of a `CALL` has none, so a read by name finds nothing
+/// (sqlx-mysql 0.8, `connection/executor.rs`).
+impl SalesTargetRow {
+    pub(super) fn by_position(row: &sqlx::mysql::MySqlRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get(0)?,
+            seller_id: row.try_get(1)?,
+            parent_asin: row.try_get(2)?,
+            market_place_id: row.try_get(3)?,
+            period: row.try_get(4)?,
+            sales_target_cents: row.try_get(5)?,
+            version: row.try_get(6)?,
+            create_time: row.try_get(7)?,
+            update_time: row.try_get(8)?,
+        })
+    }
+}
+
 impl From<SalesTargetRow> for SalesTarget {
     fn from(r: SalesTargetRow) -> Self {
         Self {
@@ -102,6 +123,28 @@ pub(super) struct InventoryRow {
     version: i64,
     create_time: NaiveDateTime,
     update_time: NaiveDateTime,
+}
+
+impl InventoryRow {
+    /// See `SalesTargetRow::by_position`.
+    pub(super) fn by_position(row: &sqlx::mysql::MySqlRow) -> Result<Self, sqlx::Error> {
+        use sqlx::Row;
+        Ok(Self {
+            id: row.try_get(0)?,
+            seller_id: row.try_get(1)?,
+            parent_asin: row.try_get(2)?,
+            child_asin: row.try_get(3)?,
+            seller_sku: row.try_get(4)?,
+            market_place_id: row.try_get(5)?,
+            inventory: row.try_get(6)?,
+            reserved: row.try_get(7)?,
+            warning_threshold: row.try_get(8)?,
+            critical_threshold: row.try_get(9)?,
+            version: row.try_get(10)?,
+            create_time: row.try_get(11)?,
+            update_time: row.try_get(12)?,
+        })
+    }
 }
 
 impl From<InventoryRow> for Inventory {

@@ -1,12 +1,13 @@
 //! MySQL's write queue for upserts: the upserts that arrive together are written as a group,
-//! in one transaction, with multi-row statements (`upsert.rs`).
+//! in one transaction, with a few calls to procedures that take the whole group's rows at once
+//! (`upsert.rs`).
 //!
 //! Why. A MySQL transaction costs round trips to the server (`BEGIN`, each statement,
 //! `COMMIT`) and a flush of the redo log at its commit, and every transaction that writes
 //! events holds the event lock (`Backend::EVENT_LOCK`) from its events to its commit, so the
 //! commits of all writers queue behind one another. Written one request per transaction,
 //! single upserts stopped at ~3,500/s whatever the pool size (bench/RESULTS.md). In a group,
-//! a handful of statements and one commit serve every request in it.
+//! five round trips (isolation, `BEGIN`, claim, write, `COMMIT`) serve every request in it.
 //!
 //! Shape. Like SQLite's queue (`sqlite/writer/`, whose grouping rules `store/queue.rs` shares
 //! with this one): requests queue in arrival order; a group never holds one key twice (a job
@@ -47,7 +48,6 @@ use crate::domain::{
     Actor, Inventory, InventoryInput, NewEvent, SalesTarget, SalesTargetInput, Timestamp,
 };
 use crate::store::queue::{self, Answered, Grouped, Timing};
-use crate::store::sql::Shared;
 use crate::store::supervisor::{supervise_shared, Liveness};
 use crate::store::StoreError;
 
@@ -359,9 +359,10 @@ async fn read_committed_next(conn: &mut MySqlConnection) -> Result<(), StoreErro
 }
 
 /// One attempt at the group's transaction (`READ COMMITTED`): its sales targets, then its
-/// inventory rows (see `upsert.rs` for the order they are locked in), then the events of both
-/// at once, then the commit. True once committed (each job then holds its stored records); false when it ran
-/// longer than `MAX_WRITE_SPAN` and was rolled back.
+/// inventory rows (claimed and planned, see `upsert.rs` for the order they are locked in),
+/// then what the plan writes with the events of both, then the commit. True once committed
+/// (each job then holds its stored records); false when it ran longer than `MAX_WRITE_SPAN`
+/// and was rolled back.
 async fn attempt(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<bool, StoreError> {
     read_committed_next(conn).await?;
     let mut tx = conn.begin().await?;
@@ -391,18 +392,20 @@ async fn attempt(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<bool, 
         events.extend(written);
     }
     let mut inventory_stored = Vec::new();
+    let mut planned = upsert::Planned::default();
     if !inventory.is_empty() {
-        let (stored, written) = upsert::inventory(&mut tx, &inventory, now).await?;
+        let (stored, written, plan) = upsert::inventory(&mut tx, &inventory, now).await?;
         inventory_stored = stored;
         events.extend(written);
+        planned = plan;
     }
-    Shared::<MySql>::insert_events(&mut tx, &events, now).await?;
+    upsert::write(&mut tx, &planned, &events, now).await?;
     if began.elapsed() > MAX_WRITE_SPAN {
         tx.rollback().await?;
         return Ok(false);
     }
     tx.commit().await?;
-    drop((sales, inventory));
+    drop((sales, inventory, planned));
     let mut sales_stored = sales_stored.into_iter();
     let mut inventory_stored = inventory_stored.into_iter();
     for job in group.iter_mut() {
