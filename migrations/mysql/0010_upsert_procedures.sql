@@ -79,7 +79,7 @@ END;
 -- Makes sure an inventory row exists for every key of `p_rows` (`[[seller_id, market_place_id,
 -- seller_sku, parent_asin, child_asin, inventory], ...]` in key order), locks it, and returns
 -- it as it now is. First the existing rows, found by a plain read (which locks nothing), are
--- locked one by one in id order, as every stock operation locks its rows, so that an upsert
+-- locked in id order, as every stock operation locks its rows, so that an upsert
 -- and a release of the same two rows cannot each hold the lock the other waits for; then the
 -- missing ones are inserted in key order with version 0, which tells the caller the rows its
 -- own transaction created (nobody else sees an uncommitted row, and committed rows have
@@ -88,22 +88,11 @@ CREATE PROCEDURE inventory_claim(IN p_rows LONGTEXT, IN p_now DATETIME(6))
     MODIFIES SQL DATA
     SQL SECURITY INVOKER
 BEGIN
-    DECLARE v_id BIGINT;
+    DECLARE v_locked BIGINT;
     DECLARE v_seller_id, v_parent_asin, v_child_asin, v_seller_sku, v_market_place_id
         VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
     DECLARE v_inventory BIGINT;
     DECLARE v_done BOOLEAN DEFAULT FALSE;
-    DECLARE existing CURSOR FOR
-        SELECT i.id
-        FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
-            seller_id       VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[0]',
-            market_place_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[1]',
-            seller_sku      VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[2]')) AS k
-        STRAIGHT_JOIN inventory AS i FORCE INDEX (uq_inventory_key)
-            ON i.seller_id = k.seller_id
-            AND i.market_place_id = k.market_place_id
-            AND i.seller_sku = k.seller_sku
-        ORDER BY i.id;
     DECLARE missing CURSOR FOR
         SELECT k.seller_id, k.parent_asin, k.child_asin, k.seller_sku, k.market_place_id,
             k.inventory
@@ -122,18 +111,24 @@ BEGIN
         WHERE i.id IS NULL
         ORDER BY k.position;
     DECLARE CONTINUE HANDLER FOR NOT FOUND SET v_done = TRUE;
-    OPEN existing;
-    lock_rows: LOOP
-        FETCH existing INTO v_id;
-        IF v_done THEN
-            LEAVE lock_rows;
-        END IF;
-        SELECT id INTO v_id FROM inventory WHERE id = v_id FOR UPDATE;
-        -- A row deleted since the plain read finds nothing here: that is not the cursor's end.
-        SET v_done = FALSE;
-    END LOOP;
-    CLOSE existing;
-    SET v_done = FALSE;
+    -- The existing rows, found by a plain read (the derived table: its rows are not locked,
+    -- and its ORDER BY holds as it is materialised, LIMIT keeping it from being merged into
+    -- the outer query), are locked in that order, by id.
+    SELECT COUNT(*) INTO v_locked
+    FROM (
+        SELECT i.id
+        FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
+            seller_id       VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[0]',
+            market_place_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[1]',
+            seller_sku      VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[2]')) AS k
+        STRAIGHT_JOIN inventory AS i FORCE INDEX (uq_inventory_key)
+            ON i.seller_id = k.seller_id
+            AND i.market_place_id = k.market_place_id
+            AND i.seller_sku = k.seller_sku
+        ORDER BY i.id
+        LIMIT 18446744073709551615) AS found
+    STRAIGHT_JOIN inventory AS l FORCE INDEX (PRIMARY) ON l.id = found.id
+    FOR UPDATE;
     OPEN missing;
     claim_rows: LOOP
         FETCH missing INTO v_seller_id, v_parent_asin, v_child_asin, v_seller_sku,
