@@ -29,14 +29,6 @@ pub(in crate::store) fn is_unavailable(e: &dyn DatabaseError) -> bool {
     number(e).is_some_and(|n| UNAVAILABLE.contains(&n))
 }
 
-/// MySQL's "Transaction characteristics can't be changed while a transaction is in progress".
-const ER_CANT_CHANGE_TX_CHARACTERISTICS: u16 = 1568;
-
-/// Whether `e` says the connection is inside a transaction where it should not be.
-pub(super) fn is_transaction_open(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if number(&**d) == Some(ER_CANT_CHANGE_TX_CHARACTERISTICS))
-}
-
 fn is_deadlock(e: &StoreError) -> bool {
     matches!(e, StoreError::Db(sqlx::Error::Database(d)) if number(&**d) == Some(ER_LOCK_DEADLOCK))
 }

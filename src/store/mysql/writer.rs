@@ -7,7 +7,7 @@
 //! events holds the event lock (`Backend::EVENT_LOCK`) from its events to its commit, so the
 //! commits of all writers queue behind one another. Written one request per transaction,
 //! single upserts stopped at ~3,500/s whatever the pool size (bench/RESULTS.md). In a group,
-//! five round trips (isolation, `BEGIN`, claim, write, `COMMIT`) serve every request in it.
+//! four round trips (isolation and `BEGIN`, claim, write, `COMMIT`) serve every request in it.
 //!
 //! Shape. Like SQLite's queue (`sqlite/writer/`, whose grouping rules `store/queue.rs` shares
 //! with this one): requests queue in arrival order; a group never holds one key twice (a job
@@ -42,7 +42,7 @@ use sqlx::pool::PoolConnection;
 use sqlx::{Connection, MySql, MySqlConnection, MySqlPool};
 use tokio::sync::{mpsc, oneshot, Mutex, Notify};
 
-use super::error::{is_transaction_open, pause_after_deadlock, retry_deadlock};
+use super::error::{pause_after_deadlock, retry_deadlock};
 use super::{upsert, MAX_WRITE_SPAN, OVERDUE_ATTEMPTS};
 use crate::domain::{
     Actor, Inventory, InventoryInput, NewEvent, SalesTarget, SalesTargetInput, Timestamp,
@@ -338,25 +338,19 @@ async fn write_group(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<()
     }
 }
 
-/// Makes the connection's next transaction `READ COMMITTED` (see `upsert::inventory`).
+/// Begins a `READ COMMITTED` transaction (see `upsert::inventory`) in one round trip: a query
+/// without arguments goes as text, which may hold several statements (sqlx asks the server
+/// for that); when one fails, those after it do not run.
 ///
-/// A pooled connection can arrive inside a transaction: sqlx 0.8.6 gives a connection back to
-/// the pool with its transaction open when the request that was beginning it is dropped
-/// during `BEGIN` (a client that went away; fixed upstream in launchbadge/sqlx#3980). MySQL
-/// then refuses to change the isolation (1568). That transaction is empty (nothing ran after
-/// its `BEGIN`), so it is rolled back and the isolation set again.
-async fn read_committed_next(conn: &mut MySqlConnection) -> Result<(), StoreError> {
-    const SET: &str = "SET TRANSACTION ISOLATION LEVEL READ COMMITTED";
-    match sqlx::query(SET).execute(&mut *conn).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_transaction_open(&e) => {
-            sqlx::query("ROLLBACK").execute(&mut *conn).await?;
-            sqlx::query(SET).execute(&mut *conn).await?;
-            Ok(())
-        }
-        Err(e) => Err(e.into()),
-    }
-}
+/// The `ROLLBACK` first: a pooled connection can arrive inside a transaction. sqlx 0.8.6 gives
+/// a connection back to the pool with its transaction open when the request that was beginning
+/// it is dropped during `BEGIN` (a client that went away; fixed upstream in
+/// launchbadge/sqlx#3980), and MySQL then refuses to change the isolation (1568). That
+/// transaction is empty (nothing ran after its `BEGIN`), and sqlx only begins with this
+/// statement on a connection it holds no transaction on, so the `ROLLBACK` ends that one and
+/// does nothing otherwise.
+const BEGIN_READ_COMMITTED: &str =
+    "ROLLBACK; SET TRANSACTION ISOLATION LEVEL READ COMMITTED; BEGIN";
 
 /// One attempt at the group's transaction (`READ COMMITTED`): its sales targets, then its
 /// inventory rows (claimed and planned, see `upsert.rs` for the order they are locked in),
@@ -364,8 +358,7 @@ async fn read_committed_next(conn: &mut MySqlConnection) -> Result<(), StoreErro
 /// (each job then holds its stored records); false when it ran longer than `MAX_WRITE_SPAN`
 /// and was rolled back.
 async fn attempt(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<bool, StoreError> {
-    read_committed_next(conn).await?;
-    let mut tx = conn.begin().await?;
+    let mut tx = conn.begin_with(BEGIN_READ_COMMITTED).await?;
     let began = Instant::now();
     let now = Timestamp::now();
     let sales: Vec<&SalesTargetInput> = group
@@ -419,4 +412,42 @@ async fn attempt(conn: &mut MySqlConnection, group: &mut [Job]) -> Result<bool, 
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlx::{Connection, Executor, MySqlConnection};
+
+    use super::BEGIN_READ_COMMITTED;
+
+    /// A connection given back to the pool inside a transaction (see `BEGIN_READ_COMMITTED`)
+    /// still begins a group's transaction, and at `READ COMMITTED`.
+    #[tokio::test]
+    #[cfg_attr(not(mysql_tests), ignore = "TEST_MYSQL_URL is not set")]
+    async fn a_group_begins_read_committed_even_on_a_connection_left_in_a_transaction() {
+        let url = std::env::var("TEST_MYSQL_URL").expect("TEST_MYSQL_URL is set");
+        let mut conn = MySqlConnection::connect(&url).await.expect("MySQL is up");
+        // A transaction the server holds and sqlx does not know of, as sqlx 0.8.6 leaves one.
+        conn.execute("BEGIN").await.expect("BEGIN");
+        assert!(!conn.is_in_transaction());
+
+        let mut tx = conn
+            .begin_with(BEGIN_READ_COMMITTED)
+            .await
+            .expect("the group's transaction begins");
+        // InnoDB starts a transaction at its first read of an InnoDB table.
+        let _: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mysql.innodb_table_stats")
+            .fetch_one(&mut *tx)
+            .await
+            .expect("a read");
+        let level: String = sqlx::query_scalar(
+            "SELECT trx_isolation_level FROM information_schema.innodb_trx \
+             WHERE trx_mysql_thread_id = CONNECTION_ID()",
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .expect("the transaction is listed");
+        assert_eq!(level, "READ COMMITTED");
+        tx.rollback().await.expect("ROLLBACK");
+    }
 }
