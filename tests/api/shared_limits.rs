@@ -77,13 +77,15 @@ impl Instance {
     fn start(dir: &std::path::Path, vars: &[(&str, &str)]) -> Self {
         let port = free_port();
         let (child, console) = start(dir, port, vars);
-        wait_until_healthy(port);
-        Self {
+        // Built before the wait, so that an instance that never gets healthy is stopped too.
+        let instance = Self {
             port,
             child,
             console,
             lines: Vec::new(),
-        }
+        };
+        wait_until_healthy(port);
+        instance
     }
 
     fn get(&self, path: &str) -> RawResponse {
