@@ -19,6 +19,7 @@
 use std::collections::HashMap;
 
 use serde::Serialize;
+use sqlx::mysql::MySqlRow;
 use sqlx::MySqlConnection;
 
 use crate::domain::{
@@ -161,6 +162,23 @@ fn json<T: Serialize>(args: impl IntoIterator<Item = T>) -> Result<String, Store
     serde_json::to_string(&args).map_err(|e| StoreError::Db(sqlx::Error::Encode(Box::new(e))))
 }
 
+/// Calls `call` (a procedure taking a group's rows and the time) and reads each row it returns
+/// with `read`.
+async fn call_for_rows<R>(
+    conn: &mut MySqlConnection,
+    call: &'static str,
+    rows: String,
+    now: Timestamp,
+    read: impl Fn(&MySqlRow) -> Result<R, sqlx::Error>,
+) -> Result<Vec<R>, StoreError> {
+    let returned = sqlx::query(call)
+        .bind(rows)
+        .bind(now.naive_utc())
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(returned.iter().map(read).collect::<Result<_, _>>()?)
+}
+
 /// What the claim of a group's inventory rows decided to write, for `write`: the rows that
 /// change (by id) and their ledger entries, each with the actor of its request.
 #[derive(Default)]
@@ -196,15 +214,10 @@ pub(super) async fn sales_targets(
             item.sales_target.cents(),
         )
     }))?;
-    let rows = sqlx::query(CALL_SALES_TARGETS)
-        .bind(rows)
-        .bind(now.naive_utc())
-        .fetch_all(&mut *conn)
-        .await?;
-    let rows = rows
-        .iter()
-        .map(|row| SalesTargetRow::by_position(row).map(SalesTarget::from))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = call_for_rows(conn, CALL_SALES_TARGETS, rows, now, |row| {
+        SalesTargetRow::by_position(row).map(SalesTarget::from)
+    })
+    .await?;
     let rows = in_input_order(
         items,
         rows,
@@ -249,15 +262,10 @@ pub(super) async fn inventory<'a>(
             item.inventory.get(),
         )
     }))?;
-    let rows = sqlx::query(CALL_CLAIM_INVENTORY)
-        .bind(claims)
-        .bind(now.naive_utc())
-        .fetch_all(&mut *conn)
-        .await?;
-    let rows = rows
-        .iter()
-        .map(|row| InventoryRow::by_position(row).map(Inventory::from))
-        .collect::<Result<Vec<_>, _>>()?;
+    let rows = call_for_rows(conn, CALL_CLAIM_INVENTORY, claims, now, |row| {
+        InventoryRow::by_position(row).map(Inventory::from)
+    })
+    .await?;
     let rows = in_input_order(
         items,
         rows,
