@@ -83,12 +83,14 @@ END;
 -- and a release of the same two rows cannot each hold the lock the other waits for; then the
 -- missing ones are inserted in key order with version 0, which tells the caller the rows its
 -- own transaction created (nobody else sees an uncommitted row, and committed rows have
--- versions from 1). A row another group created meanwhile is only locked by that insert.
+-- versions from 1); a row another group created meanwhile is only locked by that insert. Should
+-- that leave a key's row not held (a row deleted, or deleted and created again, between the
+-- reads), every row is then locked by key, and the claim runs again.
 CREATE PROCEDURE inventory_claim(IN p_rows LONGTEXT, IN p_now DATETIME(6))
     MODIFIES SQL DATA
     SQL SECURITY INVOKER
 BEGIN
-    DECLARE v_locked BIGINT;
+    DECLARE v_locked, v_inserted BIGINT;
     DECLARE v_seller_id, v_parent_asin, v_child_asin, v_seller_sku, v_market_place_id
         VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin;
     DECLARE v_inventory BIGINT;
@@ -129,21 +131,44 @@ BEGIN
         LIMIT 18446744073709551615) AS found
     STRAIGHT_JOIN inventory AS l FORCE INDEX (PRIMARY) ON l.id = found.id
     FOR UPDATE;
-    OPEN missing;
-    claim_rows: LOOP
-        FETCH missing INTO v_seller_id, v_parent_asin, v_child_asin, v_seller_sku,
-            v_market_place_id, v_inventory;
-        IF v_done THEN
-            LEAVE claim_rows;
+    -- Until every key's row is this transaction's: `v_locked` rows are held (locked above, by
+    -- id), `v_inserted` more were claimed by the inserts (created, or locked when another group
+    -- had created one since the read). Short of every key, a row was deleted and created
+    -- again between the reads, or deleted after the cursor's: the rows are then locked by key
+    -- (those held already are this transaction's) and any still missing claimed again. The
+    -- upsert must plan from a row it holds, or its ledger entry would start from a stale level.
+    claim: LOOP
+        SET v_done = FALSE;
+        SET v_inserted = 0;
+        OPEN missing;
+        insert_rows: LOOP
+            FETCH missing INTO v_seller_id, v_parent_asin, v_child_asin, v_seller_sku,
+                v_market_place_id, v_inventory;
+            IF v_done THEN
+                LEAVE insert_rows;
+            END IF;
+            INSERT INTO inventory (seller_id, parent_asin, child_asin, seller_sku,
+                market_place_id, inventory, reserved, version, create_time, update_time)
+            VALUES (v_seller_id, v_parent_asin, v_child_asin, v_seller_sku, v_market_place_id,
+                v_inventory, 0, 0, p_now, p_now)
+            ON DUPLICATE KEY UPDATE id = id;
+            SET v_inserted = v_inserted + 1;
+        END LOOP;
+        CLOSE missing;
+        IF v_locked + v_inserted = JSON_LENGTH(p_rows) THEN
+            LEAVE claim;
         END IF;
-        -- Another group may have created the row since the plain read: then this only locks it.
-        INSERT INTO inventory (seller_id, parent_asin, child_asin, seller_sku, market_place_id,
-            inventory, reserved, version, create_time, update_time)
-        VALUES (v_seller_id, v_parent_asin, v_child_asin, v_seller_sku, v_market_place_id,
-            v_inventory, 0, 0, p_now, p_now)
-        ON DUPLICATE KEY UPDATE id = id;
+        SELECT COUNT(*) INTO v_locked
+        FROM JSON_TABLE(p_rows, '$[*]' COLUMNS (
+            seller_id       VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[0]',
+            market_place_id VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[1]',
+            seller_sku      VARCHAR(255) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin PATH '$[2]')) AS k
+        STRAIGHT_JOIN inventory AS i FORCE INDEX (uq_inventory_key)
+            ON i.seller_id = k.seller_id
+            AND i.market_place_id = k.market_place_id
+            AND i.seller_sku = k.seller_sku
+        FOR UPDATE;
     END LOOP;
-    CLOSE missing;
     SELECT i.id, i.seller_id, i.parent_asin, i.child_asin, i.seller_sku, i.market_place_id,
         i.inventory, i.reserved, i.warning_threshold, i.critical_threshold, i.version,
         i.create_time, i.update_time

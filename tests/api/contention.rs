@@ -24,6 +24,7 @@ backend_tests!(
     simultaneous_releases_of_distinct_reservations_lose_no_update,
     racing_commits_and_releases_of_one_reservation_end_it_once,
     upserts_racing_reservations_of_the_same_keys_keep_the_books,
+    upserts_racing_deletes_of_their_row_keep_the_books,
 );
 
 const SELLER: &str = "A1SELLER0001";
@@ -1112,6 +1113,90 @@ async fn upserts_racing_reservations_of_the_same_keys_keep_the_books(app: TestAp
         assert!(
             (FLOOR - commits..FLOOR + 102).contains(&units),
             "row {id}: {row}"
+        );
+    }
+    app.assert_books_balance().await;
+}
+
+// ---- upserts against deletes of their row -----------------------------------------------
+
+/// The id of the row of `sku` now, if there is one.
+async fn id_of(app: &TestApp, sku: &str) -> Option<i64> {
+    let found = app
+        .post_ok(
+            "/api/v1/inventory/lookup",
+            &json!({"keys": [{"seller_id": SELLER, "market_place_id": "US", "seller_sku": sku}]}),
+        )
+        .await["items"][0]
+        .clone();
+    found["id"].as_i64()
+}
+
+async fn upserts_racing_deletes_of_their_row_keep_the_books(app: TestApp) {
+    // An upsert finds its row, then locks it: a delete can take the row between the two, and
+    // the upsert must then create it anew rather than write to a row that is gone. Every
+    // upsert answers 200 with its units; every delete the row it deleted, or 404 when another
+    // delete got there first.
+    const RACERS: i64 = 300;
+    let key = sku(7);
+    stock_row(&app, &key, 10).await;
+    let app = Arc::new(app);
+    let tasks: Vec<_> = (0..RACERS)
+        .map(|i| {
+            let (app, key) = (app.clone(), key.clone());
+            tokio::spawn(async move {
+                if i % 3 == 0 {
+                    let response = match id_of(&app, &key).await {
+                        Some(id) => {
+                            let uri = format!("/api/v1/inventory/{id}");
+                            Some(app.request(Method::DELETE, &uri, None).await)
+                        }
+                        None => None,
+                    };
+                    ("delete", i, response)
+                } else {
+                    let body = inventory_body(json!({"seller_sku": key, "inventory": 100 + i}));
+                    (
+                        "upsert",
+                        i,
+                        Some(app.post("/api/v1/inventory", &body).await),
+                    )
+                }
+            })
+        })
+        .collect();
+    let mut failures = Vec::new();
+    let mut ids = BTreeSet::new();
+    let mut deleted = 0;
+    for task in tasks {
+        let (what, i, response) = task.await.expect("the task runs");
+        let Some(response) = response else { continue };
+        let fine = match what {
+            "upsert" if response.status == StatusCode::OK => {
+                ids.insert(int(&response.json["data"]["id"]));
+                int(&response.json["data"]["inventory"]) == 100 + i
+            }
+            "delete" if response.status == StatusCode::OK => {
+                deleted += 1;
+                true
+            }
+            "delete" => is(&response, StatusCode::NOT_FOUND, None),
+            _ => false,
+        };
+        if !fine {
+            failures.push(unexpected(&format!("{what} #{i}"), &response));
+        }
+    }
+    assert_all_expected(&app, &failures);
+    assert!(!ids.is_empty(), "upserts answered with their rows");
+    // The first delete to look finds the row: only a delete removes it.
+    assert!(deleted >= 1, "a delete took the row");
+    // An upsert may come last and leave a row; its ledger starts from nothing at its creation.
+    if let Some(id) = id_of(&app, &key).await {
+        let entries = assert_ledger_explains_row(&app, id).await;
+        assert_eq!(
+            entries.first().map(|e| e["type"].clone()),
+            Some(json!("create"))
         );
     }
     app.assert_books_balance().await;
