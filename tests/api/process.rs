@@ -61,12 +61,38 @@ pub fn output_within(mut command: Command, limit: Duration) -> Output {
     child.wait_with_output().unwrap()
 }
 
+/// A started server, killed on drop if it is still running: a test that fails between starting
+/// and stopping it leaves no server behind. Derefs to its `Child`.
+pub struct Running(Child);
+
+impl std::ops::Deref for Running {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// Starts the server; its console output arrives line by line on the receiver.
 pub fn start(
     dir: &Path,
     port: u16,
     vars: &[(&str, &str)],
-) -> (Child, std::sync::mpsc::Receiver<String>) {
+) -> (Running, std::sync::mpsc::Receiver<String>) {
     let port = port.to_string();
     let mut all = vec![("PORT", port.as_str())];
     all.extend_from_slice(vars);
@@ -91,7 +117,7 @@ pub fn start(
             }
         });
     }
-    (child, rx)
+    (Running(child), rx)
 }
 
 /// Logs in with the password grant over raw HTTP and returns the access token.

@@ -7,14 +7,13 @@
 //! test has a `REDIS_KEY_PREFIX` of its own, so they run in parallel with each other and with
 //! anything else on that Redis.
 
-use std::process::Child;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 
 use crate::helpers::{fresh_database, Backend, ADMIN_PASSWORD};
-use crate::process::{free_port, signal, start, wait_for_exit, wait_until_healthy};
+use crate::process::{free_port, signal, start, wait_for_exit, wait_until_healthy, Running};
 use crate::raw_http::{RawRequest, RawResponse};
 
 /// The Redis of the tests, checked: a set but unusable `TEST_REDIS_URL` fails the test.
@@ -67,7 +66,7 @@ impl Drop for Prefix {
 /// A running binary, stopped when the test ends (also when it fails).
 struct Instance {
     port: u16,
-    child: Child,
+    child: Running,
     console: Receiver<String>,
     /// Every console line read so far.
     lines: Vec<String>,
