@@ -59,6 +59,18 @@ fn adjustment(kind: &str, quantity: i64) -> Value {
     json!({"adjustment_type": kind, "quantity": quantity, "reason": "contention test"})
 }
 
+/// The id of the row of `sku` now, if there is one.
+async fn id_of(app: &TestApp, sku: &str) -> Option<i64> {
+    let found = app
+        .post_ok(
+            "/api/v1/inventory/lookup",
+            &json!({"keys": [{"seller_id": SELLER, "market_place_id": "US", "seller_sku": sku}]}),
+        )
+        .await["items"][0]
+        .clone();
+    found["id"].as_i64()
+}
+
 async fn row_of(app: &TestApp, id: i64) -> Value {
     let response = app.get(&format!("/api/v1/inventory/{id}")).await;
     assert_eq!(response.status, StatusCode::OK, "{}", response.text);
@@ -1090,14 +1102,7 @@ async fn upserts_racing_reservations_of_the_same_keys_keep_the_books(app: TestAp
     }
     assert_all_expected(&app, &failures);
 
-    let c_row = app
-        .post_ok(
-            "/api/v1/inventory/lookup",
-            &json!({"keys": [{"seller_id": SELLER, "market_place_id": "US", "seller_sku": c}]}),
-        )
-        .await["items"][0]
-        .clone();
-    let id_c = int(&c_row["id"]);
+    let id_c = id_of(&app, &c).await.expect("the batches created C");
     for id in [id_a, id_b, id_c] {
         let entries = assert_ledger_explains_row(&app, id).await;
         let row = row_of(&app, id).await;
@@ -1119,18 +1124,6 @@ async fn upserts_racing_reservations_of_the_same_keys_keep_the_books(app: TestAp
 }
 
 // ---- upserts against deletes of their row -----------------------------------------------
-
-/// The id of the row of `sku` now, if there is one.
-async fn id_of(app: &TestApp, sku: &str) -> Option<i64> {
-    let found = app
-        .post_ok(
-            "/api/v1/inventory/lookup",
-            &json!({"keys": [{"seller_id": SELLER, "market_place_id": "US", "seller_sku": sku}]}),
-        )
-        .await["items"][0]
-        .clone();
-    found["id"].as_i64()
-}
 
 async fn upserts_racing_deletes_of_their_row_keep_the_books(app: TestApp) {
     // An upsert finds its row, then locks it: a delete can take the row between the two, and
