@@ -25,6 +25,10 @@
 # BENCH_SKIP_SQLITE (1: run only the MySQL suite, for A/B runs of MySQL).
 # BENCH_METRICS (1: serve metrics on METRICS_ADDR=127.0.0.1:BENCH_PORT+1, scraped every 5 s
 # during the runs, as Prometheus would; off by default, as in the service).
+# BENCH_CPU (1: after each scenario, the CPU time it cost per request and per row: the server,
+# its busiest thread (on SQLite, the one writer), the local MariaDB/MySQL server, wrk, and how
+# many of the machine's cores were busy; read from /proc, Linux only). What a scenario could
+# reach if one of them had the machine to itself is 1 / its time per row, times its cores.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export BENCH_DIR="$PWD/bench"
@@ -49,6 +53,7 @@ else
   BIN="$PWD/target/release/sellerdesk"
 fi
 WORK=$(mktemp -d)
+DB_PID= # a local database server's process, for BENCH_CPU
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$WORK"' EXIT
 
 start_server() { # DATABASE_URL POOL
@@ -122,12 +127,50 @@ selected() { # LETTER
   case " ${BENCH_SCENARIOS:-a b c d e f g h} " in *" $1 "*) return 0 ;; *) return 1 ;; esac
 }
 
+cpu_snapshot() { # lines "name ticks": the machine, the server and each of its threads, the DB server
+  awk '/^cpu / { print "machine_idle", $5 + $6; t = 0; for (i = 2; i <= NF; i++) t += $i; print "machine_all", t }' /proc/stat
+  awk '{ print "server", $14 + $15 }' "/proc/$SERVER_PID/stat"
+  for task in /proc/"$SERVER_PID"/task/*; do
+    awk -v comm="$(tr ' ' _ <"$task/comm")" -v tid="${task##*/}" \
+      '{ sub(/.*\) /, ""); print "thread:" tid ":" comm, $12 + $13 }' "$task/stat" 2>/dev/null || true
+  done
+  if [ -n "$DB_PID" ]; then awk '{ print "database", $14 + $15 }' "/proc/$DB_PID/stat"; fi
+}
+
+cpu_report() { # BEFORE AFTER WRK_TIMES RESULT_LINE
+  python3 - "$@" "$(getconf CLK_TCK)" "$(nproc)" <<'PY'
+import json, sys
+before, after, wrk_times, result, hz, cores = sys.argv[1:7]
+def load(path):
+    return {k: int(v) for k, v in (line.split() for line in open(path) if line.strip())}
+b, a = load(before), load(after)
+d = {k: (a[k] - b.get(k, 0)) / int(hz) for k in a}
+r = json.loads(result)
+rows = r["requests"] * r["rows_per_s"] / r["req_per_s"] if r["req_per_s"] else 0
+wrk = sum(float(x) for x in open(wrk_times).read().split()[-2:])
+busy = (d["machine_all"] - d["machine_idle"]) / d["machine_all"] * int(cores) if d["machine_all"] else 0
+threads = sorted((v, k.split(":", 2)[2]) for k, v in d.items() if k.startswith("thread:"))
+us = lambda s: f"{s / rows * 1e6:.0f}" if rows else "?"
+parts = [f"server {us(d['server'])}"]
+if threads:
+    parts.append(f"its busiest thread ({threads[-1][1]}) {us(threads[-1][0])}")
+if "database" in d:
+    parts.append(f"database server {us(d['database'])}")
+parts.append(f"wrk {us(wrk)}")
+print(f"{'':<28} CPU per row, us: {', '.join(parts)}; {busy:.1f} of {cores} cores busy")
+PY
+}
+
 scenario() { # LABEL SCRIPT TOKEN [SCRIPT ARGUMENT]
   selected "${1:1:1}" || return 0
   local line
-  line=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency -s "bench/wrk/$2" \
-    "http://127.0.0.1:$PORT" -- "$3" ${4:-} | grep '^RESULT ' | sed 's/^RESULT //')
+  [ -z "${BENCH_CPU:-}" ] || cpu_snapshot >"$WORK/cpu.before"
+  line=$( { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+    -s "bench/wrk/$2" "http://127.0.0.1:$PORT" -- "$3" ${4:-} >"$WORK/wrk.out"; } 2>"$WORK/wrk.time"
+    grep '^RESULT ' "$WORK/wrk.out" | sed 's/^RESULT //')
+  [ -z "${BENCH_CPU:-}" ] || cpu_snapshot >"$WORK/cpu.after"
   printf '%-28s %s, peak RSS so far %s MiB\n' "$1" "$line" "$(peak_rss_mib)"
+  [ -z "${BENCH_CPU:-}" ] || cpu_report "$WORK/cpu.before" "$WORK/cpu.after" "$WORK/wrk.time" "$line"
 }
 
 suite() { # LABEL DATABASE_URL POOL
@@ -177,6 +220,9 @@ subprocess.run(cmd + ["-e", sys.argv[2]], check=True)
 PY
   }
   mariadb_cli "DROP DATABASE IF EXISTS sellerdesk_bench; CREATE DATABASE sellerdesk_bench CHARACTER SET utf8mb4"
+  # The database server's CPU, for BENCH_CPU, when it runs on this machine.
+  DB_PID=$(pgrep -x mariadbd || pgrep -x mysqld || true)
+  DB_PID=${DB_PID%%$'\n'*}
   suite "MySQL" "$base/sellerdesk_bench" "${BENCH_MYSQL_POOL:-32}"
   mariadb_cli "DROP DATABASE IF EXISTS sellerdesk_bench"
 fi
