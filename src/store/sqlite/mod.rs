@@ -8,6 +8,7 @@
 //! it); its upserts are in `upsert.rs`; the statements shared with MySQL are in `store/sql/`,
 //! run inside the writer's transactions or on a reader.
 
+mod checkpoint;
 pub(super) mod error;
 mod reads;
 mod time;
@@ -25,6 +26,7 @@ use super::sql::{InventoryTable, Operation, SalesTargetTable};
 use super::{ConnectError, Durability, StoreError, StoreGauges, StoreOptions};
 use crate::domain::stockroom::{Answer, ReservationOp};
 use crate::domain::{Actor, Inventory, InventoryInput, SalesTarget, SalesTargetInput};
+use checkpoint::Checkpointer;
 use reads::Reads;
 use upsert::Encoded;
 use writer::Writer;
@@ -42,6 +44,9 @@ pub struct SqliteStore {
     inventory: Reads<Inventory>,
     /// Notified after writes commit (`Store::event_signal`).
     events: std::sync::Arc<tokio::sync::Notify>,
+    /// Checkpoints the write-ahead log off the writer's thread (none for an in-memory
+    /// database, which has no log).
+    checkpointer: Option<Checkpointer>,
 }
 
 impl SqliteStore {
@@ -70,7 +75,13 @@ impl SqliteStore {
             // The write queue takes the connection once per group; anything else waits its
             // turn, bounded by the 30 s request timeout.
             .acquire_timeout(Duration::from_secs(30))
-            .connect_with(connect.clone())
+            // The log is checkpointed by a task of its own (`checkpoint.rs`); the writer only
+            // as a backstop.
+            .connect_with(
+                connect
+                    .clone()
+                    .pragma("wal_autocheckpoint", checkpoint::BACKSTOP_PAGES.to_string()),
+            )
             .await?;
         MIGRATOR.run(&writer_pool).await?;
 
@@ -83,11 +94,17 @@ impl SqliteStore {
                 .max_connections(options.sqlite_readers())
                 .test_before_acquire(false)
                 .acquire_timeout(options.acquire_timeout)
-                .connect_with(connect)
+                .connect_with(connect.clone())
                 .await?
         };
         let events = std::sync::Arc::default();
+        let checkpointer = if in_memory {
+            None
+        } else {
+            Some(Checkpointer::start(connect, std::sync::Arc::clone(&events)).await?)
+        };
         Ok(Self {
+            checkpointer,
             writer: Writer::start(writer_pool.clone(), std::sync::Arc::clone(&events)),
             sales_targets: Reads::start::<SalesTargetTable>(reader.clone()),
             inventory: Reads::start::<InventoryTable>(reader.clone()),
@@ -190,6 +207,9 @@ impl Engine for SqliteStore {
 
     async fn close(&self) {
         self.reader.close().await;
+        if let Some(checkpointer) = &self.checkpointer {
+            checkpointer.close().await;
+        }
         self.writer_pool.close().await;
     }
 
@@ -248,6 +268,71 @@ mod tests {
         let readers = store.reader.options().get_max_connections();
         store.close().await;
         readers
+    }
+
+    #[tokio::test]
+    async fn the_writer_checkpoints_the_log_only_as_a_backstop() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&file_options(&dir)).await.unwrap();
+        let writer: i64 = sqlx::query_scalar("PRAGMA wal_autocheckpoint")
+            .fetch_one(&store.writer_pool)
+            .await
+            .unwrap();
+        assert_eq!(writer, i64::from(checkpoint::BACKSTOP_PAGES));
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn writes_reach_the_database_file_without_the_writer_checkpointing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::connect(&file_options(&dir)).await.unwrap();
+        let file = dir.path().join("store.db");
+        let before = std::fs::metadata(&file).unwrap().len();
+        // ~700 pages of rows, ledger entries and events: short of SQLite's default threshold
+        // (1,000 pages), far short of the writer's backstop, so only the checkpointer can
+        // have copied them from the log into the file.
+        for batch in 0..10 {
+            let items = (0..100).map(|n| inventory_item(batch * 100 + n)).collect();
+            store
+                .upsert_inventories(items, &Actor::system())
+                .await
+                .unwrap();
+        }
+        let grown = |len: u64| len >= before + 1024 * 1024;
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !grown(std::fs::metadata(&file).unwrap().len()) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the database file stayed at {} bytes (log: {} bytes)",
+                std::fs::metadata(&file).unwrap().len(),
+                std::fs::metadata(dir.path().join("store.db-wal"))
+                    .unwrap()
+                    .len(),
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        store.close().await;
+    }
+
+    fn file_options(dir: &tempfile::TempDir) -> StoreOptions {
+        StoreOptions {
+            url: format!("sqlite://{}", dir.path().join("store.db").display()),
+            max_connections: Some(2),
+            acquire_timeout: Duration::from_secs(5),
+            durability: Durability::Normal,
+        }
+    }
+
+    fn inventory_item(n: u32) -> InventoryInput {
+        use crate::domain::{Asin, Marketplace, SellerId, SellerSku, Units};
+        InventoryInput {
+            seller_id: SellerId::parse("A1SELLER0001").unwrap(),
+            parent_asin: Asin::parse("B0PARENT0001").unwrap(),
+            child_asin: Asin::parse("B0CHILD00001").unwrap(),
+            seller_sku: SellerSku::parse(&format!("SKU{n:010}")).unwrap(),
+            market_place_id: Marketplace::parse("US").unwrap(),
+            inventory: Units::parse(i64::from(n)).unwrap(),
+        }
     }
 
     #[tokio::test]

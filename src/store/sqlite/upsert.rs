@@ -357,7 +357,7 @@ impl Upsert for InventoryInput {
     type Stored = Inventory;
 
     fn fields(&self, out: &mut Vec<u8>) -> serde_json::Result<()> {
-        // The order `READ_INVENTORY` and `WRITE_INVENTORY` read.
+        // The order `UPSERT_INVENTORY` reads.
         let fields = (
             self.seller_id.as_str(),
             self.parent_asin.as_str(),
