@@ -128,7 +128,8 @@ selected() { # LETTER
 }
 
 cpu_snapshot() { # lines "name ticks": the machine, the server and each of its threads, the DB server
-  awk '/^cpu / { print "machine_idle", $5 + $6; t = 0; for (i = 2; i <= NF; i++) t += $i; print "machine_all", t }' /proc/stat
+  # user..steal; guest time is already in user.
+  awk '/^cpu / { print "machine_idle", $5 + $6; t = 0; for (i = 2; i <= 9; i++) t += $i; print "machine_all", t }' /proc/stat
   awk '{ print "server", $14 + $15 }' "/proc/$SERVER_PID/stat"
   for task in /proc/"$SERVER_PID"/task/*; do
     awk -v comm="$(tr ' ' _ <"$task/comm")" -v tid="${task##*/}" \
@@ -138,7 +139,7 @@ cpu_snapshot() { # lines "name ticks": the machine, the server and each of its t
 }
 
 cpu_report() { # BEFORE AFTER WRK_TIMES RESULT_LINE
-  python3 - "$@" "$(getconf CLK_TCK)" "$(nproc)" <<'PY'
+  python3 - "$@" "$(getconf CLK_TCK)" "$(grep -c '^cpu[0-9]' /proc/stat)" <<'PY'
 import json, sys
 before, after, wrk_times, result, hz, cores = sys.argv[1:7]
 def load(path):
@@ -165,9 +166,12 @@ scenario() { # LABEL SCRIPT TOKEN [SCRIPT ARGUMENT]
   selected "${1:1:1}" || return 0
   local line
   [ -z "${BENCH_CPU:-}" ] || cpu_snapshot >"$WORK/cpu.before"
-  line=$( { TIMEFORMAT='%U %S'; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-    -s "bench/wrk/$2" "http://127.0.0.1:$PORT" -- "$3" ${4:-} >"$WORK/wrk.out"; } 2>"$WORK/wrk.time"
-    grep '^RESULT ' "$WORK/wrk.out" | sed 's/^RESULT //')
+  # wrk's own CPU comes from `time` (on fd 2, into wrk.time); wrk's errors still reach the
+  # terminal (fd 3), and a failed wrk fails the run.
+  { TIMEFORMAT='%U %S'; LC_ALL=C; time wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" \
+    --latency -s "bench/wrk/$2" "http://127.0.0.1:$PORT" -- "$3" ${4:-} \
+    2>&3 >"$WORK/wrk.out"; } 3>&2 2>"$WORK/wrk.time"
+  line=$(grep '^RESULT ' "$WORK/wrk.out" | sed 's/^RESULT //')
   [ -z "${BENCH_CPU:-}" ] || cpu_snapshot >"$WORK/cpu.after"
   printf '%-28s %s, peak RSS so far %s MiB\n' "$1" "$line" "$(peak_rss_mib)"
   [ -z "${BENCH_CPU:-}" ] || cpu_report "$WORK/cpu.before" "$WORK/cpu.after" "$WORK/wrk.time" "$line"
@@ -220,7 +224,8 @@ subprocess.run(cmd + ["-e", sys.argv[2]], check=True)
 PY
   }
   mariadb_cli "DROP DATABASE IF EXISTS sellerdesk_bench; CREATE DATABASE sellerdesk_bench CHARACTER SET utf8mb4"
-  # The database server's CPU, for BENCH_CPU, when it runs on this machine.
+  # The database server's CPU, for BENCH_CPU: the first mariadbd (or mysqld) running here,
+  # which is the server measured only when the URL names this machine.
   DB_PID=$(pgrep -x mariadbd || pgrep -x mysqld || true)
   DB_PID=${DB_PID%%$'\n'*}
   suite "MySQL" "$base/sellerdesk_bench" "${BENCH_MYSQL_POOL:-32}"

@@ -113,9 +113,11 @@ async fn run(label: &str, url: &str) {
             let store = std::sync::Arc::clone(&store);
             tokio::spawn(async move {
                 let mut rng = Lcg(u64::from(t) + 1_000);
-                for round in 0..CONCURRENT_BATCHES / CONCURRENCY {
+                for _ in 0..CONCURRENT_BATCHES / CONCURRENCY {
                     let first = rng.next(KEYS - 100);
-                    let batch: Vec<_> = (first..first + 100).map(|n| item(n, round)).collect();
+                    // Random levels, as (d) sends: a row that already says this is not written.
+                    let stock = rng.next(100_000);
+                    let batch: Vec<_> = (first..first + 100).map(|n| item(n, stock)).collect();
                     store
                         .upsert_inventories(batch, &Actor::system())
                         .await

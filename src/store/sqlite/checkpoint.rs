@@ -9,28 +9,39 @@
 //! writes. Its checkpoints are PASSIVE: they copy what they can without ever waiting for the
 //! writer or a reader, and the writer goes on appending meanwhile.
 //!
-//! The writer's own automatic checkpoint stays, at `BACKSTOP_PAGES`: should this task fall
-//! behind or stop, the log still cannot grow without bound.
+//! Only a writer can start the log over from its beginning, and only when it begins a
+//! transaction with every page of the log already copied. Under a steady write load the next
+//! group begins before this task catches up, so the log grows until the writer's own automatic
+//! checkpoint, kept at `BACKSTOP_PAGES`, runs in a commit: by then this task has copied nearly
+//! all of it, so that checkpoint is short, and the log starts over. The `-wal` file therefore
+//! reaches ~40 MB under load (SQLite reuses it rather than shrinking it).
+//!
+//! Not under `supervise`: the task runs no code that can panic but a statement whose failure
+//! it logs, and were it gone, the writer's backstop would still checkpoint: no request waits
+//! or fails for it.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
 use sqlx::SqlitePool;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// The writer checkpoints by itself only once the log holds this many pages (4 KiB each):
-/// ten times SQLite's default, and a size this task's checkpoints keep it far below.
+/// The writer checkpoints by itself only once the log holds this many pages (4 KiB each, so
+/// ~40 MB): ten times SQLite's default. A lower one was not measured.
 pub(super) const BACKSTOP_PAGES: u32 = 10_000;
 
 /// The least time between two checkpoints, so that under a write load each copies what a few
 /// groups wrote (a page written again meanwhile is copied once) rather than one group at a
-/// time. Short, because a checkpoint's size is what the writer feels: the disk's flush of a
-/// large one stalls the appends to the log. Measured against 20, 100 and 500 ms
-/// (bench/RESULTS.md, "Checkpoints off the writer"): the same throughput as 20 ms, and the
-/// lowest p99 (500 ms doubled it).
+/// time. Short, because a checkpoint's size is what the writer feels: the larger each was, the
+/// higher the p99. Measured against 20, 100 and 500 ms (bench/RESULTS.md, "Checkpoints off the
+/// writer"): the same throughput as 20 ms, and the lowest p99 (500 ms doubled it).
 const PAUSE: Duration = Duration::from_millis(5);
+
+/// Copies what it can of the log into the database file without waiting for anyone; answers
+/// one row: `busy` (1 if it could not run at all), the pages in the log, the pages copied.
+const CHECKPOINT: &str = "PRAGMA wal_checkpoint(PASSIVE)";
 
 /// The checkpointing task and its connection; the task stops at `close` or when this is
 /// dropped.
@@ -41,7 +52,8 @@ pub(super) struct Checkpointer {
 
 impl Checkpointer {
     /// Opens a connection of its own (not a reader's: a checkpoint waits on the disk) and
-    /// checkpoints through it after each time `written` is notified.
+    /// checkpoints through it after writes (each time `written` is notified), until the log is
+    /// copied.
     pub(super) async fn start(
         connect: SqliteConnectOptions,
         written: Arc<Notify>,
@@ -54,12 +66,16 @@ impl Checkpointer {
         let checkpoints = pool.clone();
         let task = tokio::spawn(async move {
             let mut wrote = std::pin::pin!(written.notified());
+            // Once at the start too: a write may have come before this task first ran.
+            let mut behind = true;
             loop {
-                wrote.as_mut().await;
+                if !behind {
+                    wrote.as_mut().await;
+                }
                 // Made before the checkpoint, so that a write from now on (while it copies or
                 // pauses) wakes the next round: the end of a burst is not left in the log.
                 wrote.set(written.notified());
-                checkpoint(&checkpoints).await;
+                behind = !checkpoint(&checkpoints).await;
                 tokio::time::sleep(PAUSE).await;
             }
         });
@@ -79,13 +95,30 @@ impl Drop for Checkpointer {
     }
 }
 
-/// One PASSIVE checkpoint. A failure is logged and left to the next one (or to the backstop):
-/// nothing is lost by a checkpoint that did not run, the log only stays longer.
-async fn checkpoint(pool: &SqlitePool) {
-    if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-        .execute(pool)
+/// One PASSIVE checkpoint; true when it copied the whole log. A checkpoint that could not copy
+/// everything (a reader still needed older pages, or the writer's backstop held the lock)
+/// leaves the rest to the next round, even with no write to wake it. A failure is logged and
+/// left to the next write (or to the backstop): nothing is lost by a checkpoint that did not
+/// run, the log only stays longer.
+async fn checkpoint(pool: &SqlitePool) -> bool {
+    let began = Instant::now();
+    match sqlx::query_as::<_, (i64, i64, i64)>(CHECKPOINT)
+        .fetch_one(pool)
         .await
     {
-        tracing::warn!(error = %e, "checkpoint of the SQLite write-ahead log failed");
+        Ok((busy, log, copied)) => {
+            tracing::debug!(
+                busy,
+                log,
+                copied,
+                took_ms = began.elapsed().as_secs_f64() * 1e3,
+                "checkpoint of the SQLite write-ahead log"
+            );
+            busy == 0 && copied >= log
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "checkpoint of the SQLite write-ahead log failed");
+            true
+        }
     }
 }
