@@ -292,7 +292,9 @@ mod tests {
         // threshold (1,000), far short of the writer's backstop, so only the checkpointer can
         // have copied them from the log into the file.
         for batch in 0..10 {
-            let items = (0..100).map(|n| inventory_item(batch * 100 + n)).collect();
+            let items = (0..100)
+                .map(|n| writer::tests::inventory(batch * 100 + n))
+                .collect();
             store
                 .upsert_inventories(items, &Actor::system())
                 .await
@@ -318,18 +320,6 @@ mod tests {
             max_connections: Some(2),
             acquire_timeout: Duration::from_secs(5),
             durability: Durability::Normal,
-        }
-    }
-
-    fn inventory_item(n: u32) -> InventoryInput {
-        use crate::domain::{Asin, Marketplace, SellerId, SellerSku, Units};
-        InventoryInput {
-            seller_id: SellerId::parse("A1SELLER0001").unwrap(),
-            parent_asin: Asin::parse("B0PARENT0001").unwrap(),
-            child_asin: Asin::parse("B0CHILD00001").unwrap(),
-            seller_sku: SellerSku::parse(&format!("SKU{n:010}")).unwrap(),
-            market_place_id: Marketplace::parse("US").unwrap(),
-            inventory: Units::parse(i64::from(n)).unwrap(),
         }
     }
 

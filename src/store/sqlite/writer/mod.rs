@@ -485,4 +485,4 @@ async fn write_upserts<T: Queued>(
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -41,7 +41,8 @@ fn queue(made: Vec<(Job, Kept)>) -> (VecDeque<Job>, Vec<Kept>) {
     (jobs.into(), kept)
 }
 
-fn inventory(sku: u32) -> InventoryInput {
+/// An inventory row of `sku` (seller A1SELLER0001, US), 1 unit on hand.
+pub(in crate::store::sqlite) fn inventory(sku: u32) -> InventoryInput {
     use crate::domain::{Asin, Marketplace, SellerId, SellerSku, Units};
     InventoryInput {
         seller_id: SellerId::parse("A1SELLER0001").unwrap(),
