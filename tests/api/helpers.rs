@@ -227,6 +227,12 @@ pub fn test_config(database_url: &str) -> Config {
     }
 }
 
+/// How long a test app's requests wait for a database connection before a 503. Longer than
+/// the service's 5 s: the suite runs dozens of apps on one MariaDB and two cores at once, and a
+/// contention test's requests once queued for a connection for over 3 s there (a 503 that said
+/// nothing about what the test checks).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl TestApp {
     /// The app over a fresh database on `backend` (see `fresh_database`).
     pub async fn spawn(backend: Backend) -> Self {
@@ -237,24 +243,32 @@ impl TestApp {
     /// A fresh SQLite-backed app whose configuration `tweak` adjusts.
     pub async fn with_config(tweak: impl FnOnce(&mut Config)) -> Self {
         let (url, database) = fresh_database(Backend::Sqlite).await;
-        Self::open_with(&url, database, tweak).await
+        Self::open_with(&url, database, ACQUIRE_TIMEOUT, tweak).await
     }
 
     /// The app over the database at `url`; `database` is dropped with it.
     pub async fn open(url: &str, database: Database) -> Self {
-        Self::open_with(url, database, |_| {}).await
+        Self::open_with(url, database, ACQUIRE_TIMEOUT, |_| {}).await
     }
 
-    async fn open_with(url: &str, database: Database, tweak: impl FnOnce(&mut Config)) -> Self {
+    /// `open`, with requests that give up waiting for a database connection after
+    /// `acquire_timeout` (a 503): for tests of an unreachable database, which want their 503s
+    /// quickly.
+    pub async fn open_waiting(url: &str, database: Database, acquire_timeout: Duration) -> Self {
+        Self::open_with(url, database, acquire_timeout, |_| {}).await
+    }
+
+    async fn open_with(
+        url: &str,
+        database: Database,
+        acquire_timeout: Duration,
+        tweak: impl FnOnce(&mut Config),
+    ) -> Self {
         init_test_logging();
         let store = store::connect(&StoreOptions {
             url: url.to_owned(),
             max_connections: Some(10),
-            // Longer than the service's 5 s: the suite runs dozens of apps on one MariaDB and
-            // two cores at once, and a contention test's requests queued for a connection for
-            // over 3 s there (a 503 that says nothing about what the test checks). No test
-            // here depends on this timeout.
-            acquire_timeout: Duration::from_secs(10),
+            acquire_timeout,
             durability: Default::default(),
         })
         .await

@@ -82,7 +82,13 @@ async fn requests_answer_503_while_mysql_is_unreachable_and_recover_after() {
     let (url, database) = fresh_database(Backend::MySql).await;
     let real = host_port(&url);
     let proxy = Proxy::start(&real).await;
-    let app = TestApp::open(&url.replacen(&real, &proxy.addr.to_string(), 1), database).await;
+    // Each request below waits this long for a connection before its 503.
+    let app = TestApp::open_waiting(
+        &url.replacen(&real, &proxy.addr.to_string(), 1),
+        database,
+        Duration::from_secs(3),
+    )
+    .await;
     let saved = app
         .post_ok("/api/v1/inventory", &inventory_body(json!({})))
         .await;
